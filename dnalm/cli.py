@@ -19,7 +19,16 @@ import traceback
 # name -> (module, one-line help). Add a line here to add a subcommand.
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare-genome": ("dnalm.commands.prepare_genome", "bgzip + index a FASTA/GenBank genome, or build the demo yeast genome"),
+    "derive-tasks": ("dnalm.commands.derive_tasks", "derive promoter/CRE/coding-SNV tasks from a genome + annotation"),
+    "report": ("dnalm.commands.report", "collect result tables and plots into report.md / report.html"),
     "info": ("dnalm.commands.info", "print a model's parameters, layer pattern and maximum length"),
+    "finetune-generator": ("dnalm.commands.finetune_generator", "fine-tune a model into a conditional CRE generator (condition tokens)"),
+    "generate": ("dnalm.commands.generate", "generate sequences (conditions, exact length, constraints, beam search) to FASTA"),
+    "train-oracle": ("dnalm.commands.train_oracle", "train a CNN regression oracle of CRE activity (held-out Spearman/Pearson)"),
+    "evaluate-cre": ("dnalm.commands.evaluate_cre", "score generated CREs: oracle activity per class, diversity, novelty, k-mers, motifs"),
+    "score-variants": ("dnalm.commands.score_variants", "score VCF/TSV variants (LLR, embedding distance) into VCF/TSV"),
+    "ism": ("dnalm.commands.ism", "in-silico saturation mutagenesis of a sequence or region (TSV + heatmap/logo)"),
+    "import-hyenadna": ("dnalm.commands.import_hyenadna", "convert a HyenaDNA checkpoint into a dnalm model directory"),
 }
 
 

@@ -1,0 +1,49 @@
+"""Conditional CRE generation: condition tokens, generator fine-tuning, sampling, oracles and evaluation.
+
+The public names are imported lazily so that ``import generate`` stays cheap (no Lightning until training).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS: dict[str, str] = {
+    "ConditionSpec": "generate.conditioning",
+    "PropertyBins": "generate.conditioning",
+    "quantile_edges": "generate.conditioning",
+    "assign_bins": "generate.conditioning",
+    "add_condition_tokens": "generate.conditioning",
+    "save_generator": "generate.conditioning",
+    "load_generator": "generate.conditioning",
+    "read_property_table": "generate.data",
+    "PropertyTable": "generate.data",
+    "GeneratorTrainConfig": "generate.training",
+    "finetune_generator": "generate.training",
+    "sample": "generate.sampling",
+    "beam_search": "generate.sampling",
+    "Constraints": "generate.sampling",
+    "GenerationReport": "generate.sampling",
+    "write_fasta": "generate.sampling",
+    "read_fasta": "generate.sampling",
+    "OracleCNN": "generate.oracle",
+    "OracleConfig": "generate.oracle",
+    "OracleTrainConfig": "generate.oracle",
+    "train_oracle": "generate.oracle",
+    "load_oracle": "generate.oracle",
+    "evaluate_cre": "generate.evaluate",
+    "EvalConfig": "generate.evaluate",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'generate' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -8,9 +8,11 @@ from __future__ import annotations
 import gzip
 import io
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from dnalm.errors import ConfigError, InputError
@@ -88,7 +90,7 @@ def _parse_int(text: str, what: str, where: str) -> int:
 
 def read_bed(
     path: str | os.PathLike | pd.DataFrame,
-    genome: "Genome | None" = None,
+    genome: Genome | None = None,
     label_columns: str | Sequence[str] | None = None,
     multi_label: bool | None = None,
 ) -> pd.DataFrame:
@@ -199,8 +201,10 @@ def _read_bed_file(path: Path) -> pd.DataFrame:
                         header = _normalise_header(fields)
                         ncol = len(header)
                         continue
-                    if last_comment is not None and len(last_comment) == len(fields) and not _is_int(
-                        last_comment[1]
+                    if (
+                        last_comment is not None
+                        and len(last_comment) == len(fields)
+                        and not _is_int(last_comment[1])
                     ):
                         header = _normalise_header(last_comment)
                     ncol = len(fields)
@@ -227,27 +231,34 @@ def _read_bed_file(path: Path) -> pd.DataFrame:
         + list(BED_OPTIONAL[: max(0, ncol - 3)])
         + [f"col{i + 1}" for i in range(6, ncol)]
     )
-    starts = []
-    ends = []
-    for fields, lineno in zip(rows, line_numbers):
-        where = f"{path}: line {lineno}"
-        start = _parse_int(fields[1], "start", where)
-        end = _parse_int(fields[2], "end", where)
-        if start > end:
-            raise InputError(f"{where}: start {start} > end {end}")
-        starts.append(start)
-        ends.append(end)
-    columns: dict[str, object] = {"chrom": [r[0].strip() for r in rows], "start": starts, "end": ends}
+    columns_text = list(zip(*rows))  # one tuple of strings per column
+    starts = _coordinates(columns_text[1], "start", path, line_numbers)
+    ends = _coordinates(columns_text[2], "end", path, line_numbers)
+    bad = np.flatnonzero(starts > ends)
+    if len(bad):
+        i = int(bad[0])
+        raise InputError(f"{path}: line {line_numbers[i]}: start {starts[i]} > end {ends[i]}")
+    columns: dict[str, object] = {"chrom": [c.strip() for c in columns_text[0]], "start": starts, "end": ends}
     for j, name in enumerate(names[3:], start=3):
-        values = [r[j].strip() for r in rows]
+        values = [v.strip() for v in columns_text[j]]
         columns[name] = _maybe_numeric(values) if name != "strand" else values
     df = pd.DataFrame(columns)
-    df["start"] = df["start"].astype("int64")
-    df["end"] = df["end"].astype("int64")
-    df["line"] = pd.Series(line_numbers, dtype="int64")
+    df["line"] = np.asarray(line_numbers, dtype=np.int64)
     if "strand" in df.columns:
         _check_strands(df["strand"], line_numbers, f"{path}: line")
     return df
+
+
+def _coordinates(values: tuple[str, ...], what: str, path: Path, line_numbers: list[int]) -> np.ndarray:
+    """int64 coordinates from text, vectorised; a per-line pass names the first bad line on failure."""
+    try:
+        coords = np.asarray(values).astype(np.int64)  # accepts "12", rejects "1.5", "abc", ""
+    except (ValueError, OverflowError):
+        coords = None
+    if coords is None or (coords < 0).any():
+        for text, lineno in zip(values, line_numbers):
+            _parse_int(text, what, f"{path}: line {lineno}")
+    return coords
 
 
 def _maybe_numeric(values: list[str]) -> pd.Series:
@@ -286,13 +297,16 @@ def parse_label_column(column: pd.Series, multi_label: bool | None = None) -> pd
         text = str(v).strip()
         if text in ("", "."):
             return []
-        items = [t.strip() for t in text.split(",") if t.strip()]
-        return [int(t) if _is_int(t) else t for t in items]
+        items = [t.strip() for t in text.split(",")]
+        try:
+            return [int(t) for t in items if t]
+        except ValueError:
+            return [int(t) if _is_int(t) else t for t in items if t]
 
     return column.map(split).astype(object)
 
 
-def check_against_genome(df: pd.DataFrame, genome: "Genome", source: str) -> None:
+def check_against_genome(df: pd.DataFrame, genome: Genome, source: str) -> None:
     """Check that each chromosome resolves in ``genome`` and each interval ends within it.
 
     Raises:

@@ -1,4 +1,4 @@
-"""Genome and variant file readers: indexed FASTA (:class:`Genome`) and VCF/TSV variants (:func:`read_variants`).
+"""Genome and variant readers: indexed FASTA (:class:`Genome`) and VCF/TSV variants (:func:`read_variants`).
 
 Imported lazily, so that ``from dnalm.io.genome import Genome`` does not load pandas.
 """
@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import importlib
 
-_EXPORTS = {"Genome": "dnalm.io.genome", "read_variants": "dnalm.io.variants", "VARIANT_STATUSES": "dnalm.io.variants"}
-__all__ = sorted(_EXPORTS)
+_EXPORTS = {
+    "Genome": "dnalm.io.genome",
+    "read_variants": "dnalm.io.variants",
+    "VARIANT_STATUSES": "dnalm.io.variants",
+}
+__all__ = ["VARIANT_STATUSES", "Genome", "read_variants"]
 
 
 def __getattr__(name: str):

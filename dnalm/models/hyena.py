@@ -1,0 +1,387 @@
+"""Hyena operator as in HyenaDNA (Nguyen et al. 2023; Poli et al. 2023), with a cached-history step mode.
+
+Order-2 Hyena on an input ``x`` (B, L, d_model):
+
+1. ``in_proj`` projects to ``order + 1`` streams of width d_model: ``x0, x1, ..., v``;
+2. a short depthwise causal convolution (``short_filter``, kernel 3) mixes neighbouring positions of each stream;
+3. for each long-convolution stage: ``v = v * x_i`` (gating), then ``v = h * v + D * v`` where ``h`` is an implicit
+   filter as long as the sequence (``filter_fn``: positional features -> sine MLP -> exponential decay window),
+   applied through an FFT convolution in O(L log L);
+4. ``y = out_proj(v * x0)``.
+
+Parameter and buffer names follow HyenaDNA's (``in_proj``, ``short_filter``, ``filter_fn.implicit_filter.{i}``,
+``filter_fn.pos_emb.z/t``, ``filter_fn.modulation.deltas``, ``filter_fn.bias``, ``out_proj``), so published
+checkpoints load one to one (see :mod:`dnalm.models.hyenadna_import`). One deliberate difference: HyenaDNA shares a
+single ``Sin`` module (one ``freq`` vector) between all positions of the filter MLP; here each position has its own
+``Sin`` (same initial value; an imported checkpoint copies the shared value into each), which keeps every tensor
+distinct for safetensors.
+
+Cached decoding (``forward(x, state)``) keeps the last ``short_filter_order - 1`` projected inputs and the whole
+history of every long-convolution input stream. A new token's output is then the exact causal sum over that
+history (O(context) per token; Hyena has no constant-size recurrent state), so stepping reproduces the full forward
+pass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class HyenaConfig:
+    """Hyena mixer settings (defaults are HyenaDNA's)."""
+
+    order: int = 2  # depth of the recurrence: order+1 projected streams, order-1 long convolutions
+    filter_order: int = 64  # width of the implicit filter MLP
+    emb_dim: int = 5  # positional features into the filter MLP: t + (emb_dim-1)/2 cos/sin bands (odd, >= 3)
+    num_inner_mlps: int = 2  # hidden (Linear, Sin) pairs of the filter MLP after the first one
+    short_filter_order: int = 3  # kernel of the short depthwise causal convolution
+    activation_freq: float = 1.0  # initial frequency w of the Sin activations (HyenaDNA's pretraining used 10)
+    train_freq: bool = True  # the Sin frequencies are trainable
+    modulate: bool = True  # apply the exponential decay window to the filter
+    fast_decay_pct: float = 0.3  # fastest-decaying channel reaches `target` at this fraction of the length
+    slow_decay_pct: float = 1.5  # slowest-decaying channel reaches `target` at this fraction of the length
+    target: float = 1e-2  # decay target of the window
+    shift: float = 0.0  # constant added to the window (HyenaDNA training code: 0.0; its standalone/-hf code: 0.05)
+    modulation_lr: float = 0.0  # 0 = the decay rates are a fixed buffer, else a parameter with this lr hint
+    lr_pos_emb: float = 0.0  # 0 = positional features are a fixed buffer, else a parameter with this lr hint
+    filter_lr: float | None = None  # optimiser lr hint for the filter MLP (None: the optimiser's own)
+    filter_wd: float = 0.0  # optimiser weight-decay hint for the filter MLP and positional features
+    normalized: bool = False  # L1-normalise the filter over channels at each position
+    use_bias: bool = True  # D skip term of each long convolution (``filter_fn.bias``)
+    in_proj_bias: bool = True  # bias in the input projection (published HyenaDNA checkpoints have one)
+    dropout: float = 0.0  # dropout on each gated stream before its long convolution
+    filter_dropout: float = 0.0  # dropout on the generated long filter (training only)
+
+    def __post_init__(self):
+        from dnalm.errors import ConfigError
+
+        if self.order < 2:
+            raise ConfigError(f"hyena.order must be >= 2, got {self.order}")
+        if self.emb_dim < 3 or self.emb_dim % 2 == 0:
+            raise ConfigError(f"hyena.emb_dim must be odd and >= 3 (time, cosine, sine), got {self.emb_dim}")
+        for name in ("filter_order", "short_filter_order"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"hyena.{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_inner_mlps < 0:
+            raise ConfigError(f"hyena.num_inner_mlps must be >= 0, got {self.num_inner_mlps}")
+
+
+# ---------------------------------------------------------------------------------------------------- functions
+def fftconv(u: torch.Tensor, k: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
+    """Causal long convolution through the FFT, plus the skip term: ``y[t] = sum_{j<=t} k[j] u[t-j] + D u[t]``.
+
+    Both signals are zero-padded to 2L, so the circular convolution equals the linear one on the first L outputs.
+    Computed in float32 (float64 inputs stay float64), returned in ``u``'s dtype.
+
+    Args:
+        u: (..., C, L) input.
+        k: (C, L) filter (its first L taps are used).
+        D: (C,) skip weights.
+
+    Returns:
+        (..., C, L) output.
+    """
+    L = u.shape[-1]
+    n = 2 * L
+    work = torch.promote_types(u.dtype, torch.float32)
+    k_f = torch.fft.rfft(k[..., :L].to(work), n=n)
+    u_f = torch.fft.rfft(u.to(work), n=n)
+    y = torch.fft.irfft(u_f * k_f, n=n)[..., :L]
+    return (y + u.to(work) * D.to(work).unsqueeze(-1)).to(u.dtype)
+
+
+def causal_conv_direct(u: torch.Tensor, k: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
+    """Reference for :func:`fftconv`: the same causal convolution as an explicit sum over lags (O(L^2)).
+
+    Args:
+        u: (..., C, L) input.
+        k: (C, L) filter.
+        D: (C,) skip weights.
+
+    Returns:
+        (..., C, L) output.
+    """
+    L = u.shape[-1]
+    y = u * D.unsqueeze(-1)
+    for lag in range(L):
+        # u shifted right by `lag` positions, zeros in front
+        shifted = F.pad(u, (lag, 0))[..., :L]
+        y = y + k[:, lag : lag + 1] * shifted
+    return y
+
+
+def _hint(p: torch.Tensor, lr: float | None, wd: float | None) -> None:
+    """Attach HyenaDNA's per-parameter optimiser hints (``p._optim``) for trainers that honour them."""
+    optim = {}
+    if lr is not None:
+        optim["lr"] = lr
+    if wd is not None:
+        optim["weight_decay"] = wd
+    p._optim = optim
+
+
+# ---------------------------------------------------------------------------------------------------- filter
+class Sin(nn.Module):
+    """Sine activation with a (trainable) per-unit frequency: sin(freq * x)."""
+
+    def __init__(self, dim: int, w: float = 1.0, train_freq: bool = True):
+        super().__init__()
+        freq = w * torch.ones(1, dim)
+        if train_freq:
+            self.freq = nn.Parameter(freq)
+        else:
+            self.register_buffer("freq", freq)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(self.freq * x)
+
+
+class PositionalEmbedding(nn.Module):
+    """Positional features of the implicit filter: normalised time t and complex-exponential bands.
+
+    ``z`` (1, max_length, emb_dim) = [t, cos(f w), -sin(f w)] with t = linspace(0, 1), w = 2 pi n / max_length and
+    ``bands = (emb_dim - 1) // 2`` frequencies f in linspace(1e-4, bands - 1); ``t`` (1, max_length, 1).
+    """
+
+    def __init__(self, emb_dim: int, max_length: int, lr_pos_emb: float = 0.0, wd: float | None = 0.0):
+        super().__init__()
+        self.max_length = max_length
+        t = torch.linspace(0, 1, max_length)[None, :, None]  # (1, L, 1)
+        bands = (emb_dim - 1) // 2
+        t_rescaled = torch.linspace(0, max_length - 1, max_length)[None, :, None]
+        w = 2 * math.pi * t_rescaled / max_length  # (1, L, 1)
+        f = torch.linspace(1e-4, bands - 1, bands)[None, None]  # (1, 1, bands)
+        # real and imaginary parts of exp(-i f w)
+        z = torch.cat([t, torch.cos(f * w), -torch.sin(f * w)], dim=-1)  # (1, L, emb_dim)
+        if lr_pos_emb == 0.0:
+            self.register_buffer("z", z)
+        else:
+            self.z = nn.Parameter(z)
+            _hint(self.z, lr_pos_emb, wd)
+        self.register_buffer("t", t)
+
+    def forward(self, L: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``L`` positions: z (1, L, emb_dim), t (1, L, 1)."""
+        return self.z[:, :L], self.t[:, :L]
+
+
+class ExponentialModulation(nn.Module):
+    """Decay window of the implicit filter: h * (exp(-t |delta_c|) + shift), one rate per channel."""
+
+    def __init__(
+        self,
+        channels: int,
+        fast_decay_pct: float = 0.3,
+        slow_decay_pct: float = 1.5,
+        target: float = 1e-2,
+        shift: float = 0.0,
+        modulation_lr: float = 0.0,
+    ):
+        super().__init__()
+        self.shift = shift
+        max_decay = math.log(target) / fast_decay_pct
+        min_decay = math.log(target) / slow_decay_pct
+        deltas = torch.linspace(min_decay, max_decay, channels)[None, None]  # (1, 1, C)
+        if modulation_lr == 0.0:
+            self.register_buffer("deltas", deltas)
+        else:
+            self.deltas = nn.Parameter(deltas)
+            _hint(self.deltas, modulation_lr, 0.0)
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """t: (1, L, 1), x: (1, L, C) -> (1, L, C)."""
+        decay = torch.exp(-t * self.deltas.abs())
+        return x * (decay + self.shift)
+
+
+class HyenaFilter(nn.Module):
+    """Implicit long filter: positional features -> (Linear, Sin)* -> Linear -> decay window, plus the D skip."""
+
+    def __init__(self, channels: int, config: HyenaConfig, max_length: int):
+        super().__init__()
+        cfg = config
+        self.channels = channels
+        self.config = cfg
+        self.bias = nn.Parameter(torch.randn(channels))  # D, the skip weight of each long convolution
+        self.dropout = nn.Dropout(cfg.filter_dropout)
+        self.pos_emb = PositionalEmbedding(cfg.emb_dim, max_length, cfg.lr_pos_emb, cfg.filter_wd)
+        layers: list[nn.Module] = [nn.Linear(cfg.emb_dim, cfg.filter_order)]
+        layers.append(Sin(cfg.filter_order, cfg.activation_freq, cfg.train_freq))
+        for _ in range(cfg.num_inner_mlps):
+            layers.append(nn.Linear(cfg.filter_order, cfg.filter_order))
+            layers.append(Sin(cfg.filter_order, cfg.activation_freq, cfg.train_freq))
+        layers.append(nn.Linear(cfg.filter_order, channels, bias=False))
+        self.implicit_filter = nn.Sequential(*layers)
+        self.modulation = ExponentialModulation(
+            channels, cfg.fast_decay_pct, cfg.slow_decay_pct, cfg.target, cfg.shift, cfg.modulation_lr
+        )
+        for p in self.implicit_filter.parameters():
+            _hint(p, cfg.filter_lr, cfg.filter_wd)
+
+    @property
+    def max_length(self) -> int:
+        return self.pos_emb.max_length
+
+    def filter(self, L: int) -> torch.Tensor:
+        """The filter's first ``L`` taps, (L, channels)."""
+        if L > self.max_length:
+            raise ValueError(f"Hyena filter asked for {L} taps but was built for at most {self.max_length}")
+        z, t = self.pos_emb(L)
+        h = self.implicit_filter(z.to(self.implicit_filter[0].weight.dtype))  # (1, L, C)
+        if self.config.modulate:
+            h = self.modulation(t, h)
+        if self.config.normalized:
+            h = h / h.abs().sum(dim=-1, keepdim=True)
+        return h[0]
+
+    def skip(self) -> torch.Tensor:
+        """D (channels,), zero when ``use_bias`` is off."""
+        return self.bias if self.config.use_bias else torch.zeros_like(self.bias)
+
+
+# ---------------------------------------------------------------------------------------------------- operator
+class HyenaOperator(nn.Module):
+    """HyenaDNA's Hyena operator (token mixer) with a cached-history step mode."""
+
+    def __init__(self, d_model: int, layer_idx: int | None = None, config: HyenaConfig | None = None,
+                 max_length: int = 1024):
+        super().__init__()
+        cfg = config or HyenaConfig()
+        self.config = cfg
+        self.d_model = d_model
+        self.layer_idx = layer_idx
+        self.order = cfg.order
+        self.max_length = max_length
+        width = d_model * (cfg.order + 1)
+        self.in_proj = nn.Linear(d_model, width, bias=cfg.in_proj_bias)
+        self.out_proj = nn.Linear(d_model, d_model)
+        # causal depthwise conv: pad K-1 on both sides and keep the first L outputs
+        self.short_filter = nn.Conv1d(
+            width, width, cfg.short_filter_order, padding=cfg.short_filter_order - 1, groups=width
+        )
+        self.filter_fn = HyenaFilter(d_model * (cfg.order - 1), cfg, max_length)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self._k_cache: tuple | None = None  # (key, (channels, n) filter) for cached decoding
+        self._reset_parameters()
+
+    def _reset_parameters(self) -> None:
+        # HyenaDNA's init (its model-wide _init_weights reaches every Linear, the filter MLP included):
+        # weights N(0, 0.02), biases zero; the short conv keeps PyTorch's default, D is N(0, 1).
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    # ------------------------------------------------------------------ filters
+    def _split_filters(self, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L, C) filter -> (order-1, d_model, L) per stage, and D -> (order-1, d_model).
+
+        HyenaDNA's training code lays channels out as ``(d_model, order-1)`` (stage index fastest).
+        """
+        o = self.order - 1
+        L = k.shape[0]
+        k = k.reshape(L, self.d_model, o).permute(2, 1, 0)  # (o, d, L)
+        D = self.filter_fn.skip().reshape(self.d_model, o).t()  # (o, d)
+        return k, D
+
+    def _filters(self, L: int) -> tuple[torch.Tensor, torch.Tensor]:
+        k = self.filter_fn.dropout(self.filter_fn.filter(L))
+        return self._split_filters(k)
+
+    def _cached_filters(self, L: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Filters for decoding: generated once (for a growing prefix) and reused while the weights are unchanged.
+
+        With autograd on (or in training mode) the filter is regenerated so gradients and dropout behave as in
+        the full forward pass.
+        """
+        if torch.is_grad_enabled() or self.training:
+            return self._filters(L)
+        params = list(self.filter_fn.parameters()) + list(self.filter_fn.buffers())
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+        if self._k_cache is None or self._k_cache[0] != key or self._k_cache[1].shape[0] < L:
+            have = 0 if self._k_cache is None or self._k_cache[0] != key else self._k_cache[1].shape[0]
+            n = min(self.max_length, max(L, 2 * have, 1024))
+            self._k_cache = (key, self.filter_fn.filter(n))
+        return self._split_filters(self._k_cache[1][:L])
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: torch.Tensor, state: dict | None = None) -> torch.Tensor:
+        """x: (B, L, d_model) -> (B, L, d_model).
+
+        With ``state`` (from :meth:`allocate_state`), ``x`` continues the sequence seen so far and the state is
+        updated in place.
+        """
+        if state is not None:
+            return self._forward_cached(x, state)
+        L = x.shape[1]
+        if L > self.max_length:
+            raise ValueError(f"sequence of {L} tokens is longer than the Hyena filter ({self.max_length})")
+        u = self.in_proj(x).transpose(1, 2)  # (B, (order+1) d, L)
+        uc = self.short_filter(u)[..., :L]
+        *xs, v = uc.split(self.d_model, dim=1)  # order x (B, d, L), v (B, d, L)
+        k, D = self._filters(L)
+        for o, x_i in enumerate(reversed(xs[1:])):
+            v = self.dropout(v * x_i)
+            v = fftconv(v, k[o], D[o])
+        y = (v * xs[0]).transpose(1, 2)  # (B, L, d)
+        return self.out_proj(y)
+
+    def allocate_state(self, batch_size: int, max_length: int, device=None, dtype=None) -> dict:
+        """Empty cached history for ``batch_size`` rows and up to ``max_length`` tokens.
+
+        Returns:
+            ``{"conv": (B, short_filter_order-1, (order+1) d_model)`` last projected inputs,
+            ``"hist": (B, max_length, (order-1) d_model)`` every long-convolution input so far,
+            ``"pos": 0}``.
+        """
+        dtype = dtype or self.in_proj.weight.dtype
+        device = device if device is not None else self.in_proj.weight.device
+        width = self.d_model * (self.order + 1)
+        n = min(max_length, self.max_length)
+        return {
+            "conv": torch.zeros(batch_size, self.config.short_filter_order - 1, width, device=device, dtype=dtype),
+            "hist": torch.zeros(batch_size, n, (self.order - 1) * self.d_model, device=device, dtype=dtype),
+            "pos": 0,
+        }
+
+    def _forward_cached(self, x: torch.Tensor, state: dict) -> torch.Tensor:
+        T = x.shape[1]
+        p = int(state["pos"])
+        hist = state["hist"]
+        end = p + T
+        if end > hist.shape[1]:
+            raise ValueError(f"Hyena cache holds {hist.shape[1]} positions; asked for {end}")
+        K = self.config.short_filter_order
+        u = self.in_proj(x)  # (B, T, W)
+        conv_in = torch.cat([state["conv"].to(u.dtype), u], dim=1)  # (B, K-1+T, W)
+        if K > 1:
+            state["conv"] = conv_in[:, -(K - 1):].detach().to(state["conv"].dtype)
+        uc = F.conv1d(
+            conv_in.transpose(1, 2), self.short_filter.weight, self.short_filter.bias, groups=conv_in.shape[-1]
+        )  # (B, W, T)
+        *xs, v = uc.split(self.d_model, dim=1)
+        k, D = self._cached_filters(end)  # (o, d, end), (o, d)
+        d = self.d_model
+        for o, x_i in enumerate(reversed(xs[1:])):
+            v = self.dropout(v * x_i)  # (B, d, T)
+            hist[:, p:end, o * d:(o + 1) * d] = v.transpose(1, 2).detach().to(hist.dtype)
+            if T == 1:
+                # y[p] = sum_{s<=p} k[p-s] v[s] + D v[p], directly over the history
+                past = hist[:, :end, o * d:(o + 1) * d].to(v.dtype)  # (B, end, d)
+                taps = k[o].flip(-1).to(v.dtype)  # (d, end): taps[:, s] = k[:, end-1-s]
+                y = torch.einsum("bsd,ds->bd", past, taps)[..., None]  # (B, d, 1)
+                v = y + v * D[o][:, None].to(v.dtype)
+            else:
+                past = hist[:, :end, o * d:(o + 1) * d].transpose(1, 2).to(v.dtype)  # (B, d, end)
+                past = torch.cat([past[..., :p], v], dim=-1)  # the new positions keep their autograd graph
+                v = fftconv(past, k[o], D[o])[..., p:]
+        state["pos"] = end
+        y = (v * xs[0]).transpose(1, 2)  # (B, T, d)
+        return self.out_proj(y)
