@@ -97,19 +97,24 @@ def variant_windows(genome, chrom: str, pos: int, ref: str, alt: str, window: in
     if strand not in ("+", "-"):
         raise InputError(f"strand must be '+' or '-', got {strand!r}")
     p = pos - 1
+    span = genome.fetch(chrom, p - window, p + len(ref) + window, pad=True)  # every base either window can use
+    return _windows_in_span(span, window, ref, alt, window, strand)
+
+
+def _windows_in_span(span: str, off: int, ref: str, alt: str, window: int, strand: str) -> tuple[str, str]:
+    """:func:`variant_windows` on a pre-fetched stretch ``span`` in which REF starts at index ``off``
+    (``span`` holds at least ``window`` bases on either side of REF)."""
     r = len(ref)
     ref, alt = ref.upper(), alt.upper()
+    short = min(len(ref), len(alt))
     if strand == "+":
         n_left = window_split(window, "+")
-        left = genome.fetch(chrom, p - n_left, p, pad=True)
-        # enough right flank for the shorter allele
-        n_right = max(0, window - n_left - min(len(ref), len(alt)))
-        right = genome.fetch(chrom, p + r, p + r + n_right, pad=True)
+        n_right = max(0, window - n_left - short)  # enough right flank for the shorter allele
     else:
         n_right = window_split(window, "-")
-        right = genome.fetch(chrom, p + r, p + r + n_right, pad=True)
-        n_left = max(0, window - n_right - min(len(ref), len(alt)))
-        left = genome.fetch(chrom, p - n_left, p, pad=True)
+        n_left = max(0, window - n_right - short)
+    left = span[off - n_left:off]
+    right = span[off + r:off + r + n_right]
     return (_assemble(left, ref, right, window, strand), _assemble(left, alt, right, window, strand))
 
 
@@ -430,11 +435,13 @@ def score_variants(
     # one pair per (ok variant, strand)
     windows: dict[str, tuple[list[str], list[str]]] = {s: ([], []) for s in strand_list}
     pairs: list[_Pair] = []
+    chroms = np.where(df["genome_chrom"].map(lambda c: isinstance(c, str)), df["genome_chrom"], df["chrom"])
+    positions, refs, alts = df["pos"].to_numpy(), df["ref"].to_numpy(), df["alt"].to_numpy()
     for i in ok:
-        row = df.iloc[i]
-        chrom = row["genome_chrom"] if isinstance(row["genome_chrom"], str) else row["chrom"]
+        p, ref, alt = int(positions[i]) - 1, refs[i], alts[i]
+        span = genome.fetch(chroms[i], p - window, p + len(ref) + window, pad=True)
         for strand in strand_list:
-            ref_w, alt_w = variant_windows(genome, chrom, int(row["pos"]), row["ref"], row["alt"], window, strand)
+            ref_w, alt_w = _windows_in_span(span, window, ref, alt, window, strand)
             pairs.append(_make_pair(tok, ref_w, alt_w))
             if head is not None:
                 windows[strand][0].append(ref_w)

@@ -82,7 +82,7 @@ def round_trip(out: Path, length: int) -> None:
         model = dnalm.load_model(model_dir)
         with torch.no_grad():
             diff = (model(ids).logits - reference(ids)[..., :12]).abs().max().item()
-        print(f"{layout:<10} {str(ckpt.relative_to(out)):<44} {diff:>17.2e}")
+        print(f"{layout:<10} {ckpt.relative_to(out)!s:<44} {diff:>17.2e}")
     print(f"dnalm model directories written under {out}")
 
 

@@ -283,6 +283,7 @@ def finetune(model, task: Task | str, config: FinetuneConfig | None = None, out_
     seq_model = make_model(_load_backbone(model), task, config)
     check_length(seq_model, task)
     seq_model.set_backbone_trainable(not config.freeze_backbone)
+    seq_model.train()  # load_model returns the backbone in eval mode
     module = FinetuneModule(seq_model, config, task.metric)
     data = TaskDataModule(task, config, seq_model.tokenizer)
     out = Path(out_dir) if out_dir is not None else None

@@ -266,7 +266,7 @@ def train_oracle(
             loss.backward()
             opt.step()
             sched.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
         pv = evaluate(val_idx)
         val_mse = float(np.mean(((pv - values[val_idx]) / std) ** 2))

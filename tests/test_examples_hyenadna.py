@@ -20,7 +20,7 @@ def test_example_import_hyenadna(tmp_path):
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    diffs = dict(re.findall(r"^(lightning|hf)\s+\S+\s+([0-9.e+-]+)$", result.stdout, flags=re.M))
+    diffs = dict(re.findall(r"^(lightning|hf)\s+\S+\s+([0-9.e+-]+)$", result.stdout, flags=re.MULTILINE))
     assert set(diffs) == {"lightning", "hf"}, result.stdout
     assert all(float(v) < 1e-4 for v in diffs.values()), result.stdout
     for layout in ("lightning", "hf"):

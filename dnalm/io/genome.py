@@ -216,6 +216,8 @@ class Genome:
         """Sequence names in file order."""
         return list(self.chrom_sizes)
 
+    chroms = names  # alias: the chromosome names in file order
+
     def resolve(self, chrom: str) -> str:
         """The FASTA name for ``chrom`` (exact or through an alias); else InputError listing close names."""
         chrom = str(chrom)

@@ -373,11 +373,15 @@ class HyenaOperator(nn.Module):
             v = self.dropout(v * x_i)  # (B, d, T)
             hist[:, p:end, o * d:(o + 1) * d] = v.transpose(1, 2).detach().to(hist.dtype)
             if T == 1:
-                # y[p] = sum_{s<=p} k[p-s] v[s] + D v[p], directly over the history
-                past = hist[:, :end, o * d:(o + 1) * d].to(v.dtype)  # (B, end, d)
-                taps = k[o].flip(-1).to(v.dtype)  # (d, end): taps[:, s] = k[:, end-1-s]
-                y = torch.einsum("bsd,ds->bd", past, taps)[..., None]  # (B, d, 1)
-                v = y + v * D[o][:, None].to(v.dtype)
+                # y[p] = sum_{s<=p} k[p-s] v[s] + D v[p], directly over the history, accumulated in float32
+                # (at least) like fftconv
+                work = torch.promote_types(v.dtype, torch.float32)
+                with torch.autocast(device_type=v.device.type, enabled=False):
+                    past = hist[:, :end, o * d:(o + 1) * d].to(work)  # (B, end, d)
+                    taps = k[o].flip(-1).to(work)  # (d, end): taps[:, s] = k[:, end-1-s]
+                    y = torch.einsum("bsd,ds->bd", past, taps)[..., None]  # (B, d, 1)
+                    y = y + v.to(work) * D[o][:, None].to(work)
+                v = y.to(v.dtype)
             else:
                 past = hist[:, :end, o * d:(o + 1) * d].transpose(1, 2).to(v.dtype)  # (B, d, end)
                 past = torch.cat([past[..., :p], v], dim=-1)  # the new positions keep their autograd graph

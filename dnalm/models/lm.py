@@ -104,12 +104,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     # HyenaDNA tiny (1k context): d_model 128, 2 layers, plain MLP 512, LayerNorm
     "hyenadna-tiny": dict(
         mixer="hyena", d_model=128, n_layer=2, d_intermediate=512, mlp="plain", norm="layernorm",
-        max_length=1026, hyena=dict(),
+        max_length=1026, hyena=dict(activation_freq=10),
     ),
     # HyenaDNA small (32k context): d_model 256, 4 layers
     "hyenadna-small": dict(
         mixer="hyena", d_model=256, n_layer=4, d_intermediate=1024, mlp="plain", norm="layernorm",
-        max_length=32770, hyena=dict(),
+        max_length=32770, hyena=dict(activation_freq=10),
     ),
     # HybriDNA-style hybrid at laptop size: 8 layers, attention at layer 4, gated MLP, RMSNorm, 131k context
     "hybridna-tiny": dict(

@@ -1,0 +1,315 @@
+"""Benchmark runner: for every task of a suite, the fine-tuned model beside a frozen-embedding probe and a
+k-mer baseline, written as ``results.csv``, ``results.md`` and ``results.png``.
+
+A suite is a built-in name (``gue``, ``genomic-benchmarks``, ``bend``: tasks discovered in the data folder)
+or a YAML file holding a :class:`BenchmarkConfig` (which may list its own task specs). Every method sees the
+same (possibly subsampled) splits; subsampling is stated in ``results.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dnalm.errors import ConfigError, DnalmError
+from finetune.config import from_dict, load_yaml
+from finetune.tasks import SUITES, Task, TaskSpec, discover_suite, load_task, parse_task_spec, select_tasks
+
+
+@dataclass
+class BenchmarkConfig:
+    """What a benchmark runs (a suite YAML file is this dataclass; ``--set key=value`` overrides fields)."""
+
+    suite: str = ""  # gue | genomic-benchmarks | bend (tasks found in `data`); "" = only the specs in `tasks`
+    data: str = ""  # folder of the suite's data (--data); relative task paths are relative to it
+    tasks: Any = field(default_factory=list)  # task names to run (all when empty), or {name: TASK SPEC}
+    task_options: dict = field(default_factory=dict)  # {task: {TaskSpec key: value}} e.g. genomes of a GB task
+    poolings: list[str] = field(default_factory=lambda: ["mean"])  # one fine-tuning run per pooling
+    finetune: dict = field(default_factory=dict)  # FinetuneConfig fields for every task
+    task_finetune: dict = field(default_factory=dict)  # {task: {FinetuneConfig field: value}} per-task changes
+    run_finetune: bool = True  # fine-tune the model
+    probe: bool = True  # frozen mean-pooled embedding + logistic/ridge probe
+    probe_pooling: str = "mean"  # pooling of the probe's embeddings
+    probe_grid: list[float] = field(default_factory=list)  # probe penalties (empty = default)
+    kmer: bool = True  # k-mer spectrum + logistic/ridge baseline
+    kmer_k: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6])  # k values of the spectrum
+    kmer_grid: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 0.1, 1.0])  # k-mer penalties
+    kmer_full_train: bool = True  # also fit the k-mer baseline on the full train split when train was subsampled
+    save_models: bool = False  # keep each fine-tuned model under OUT/TASK/finetune_POOLING/model
+    progress_bar: bool = True  # progress bars
+    seed: int = 0  # seed of subsampling, training and probes
+
+    @classmethod
+    def load(cls, path: str | Path) -> "BenchmarkConfig":
+        """Read a suite/settings YAML strictly (unknown keys are errors naming them)."""
+        return from_dict(cls, load_yaml(path), source=str(path))
+
+
+def task_specs(config: BenchmarkConfig, base_dir: Path | None = None) -> dict[str, TaskSpec]:
+    """The task specs a benchmark runs, in order."""
+    base = Path(config.data) if config.data else base_dir
+    if config.suite:
+        if not config.data:
+            raise ConfigError(f"suite {config.suite!r} needs --data DIR (the folder holding its tasks)")
+        specs = discover_suite(config.suite, config.data)
+        names = config.tasks if isinstance(config.tasks, list) else list(config.tasks or [])
+        if isinstance(config.tasks, dict):
+            raise ConfigError("with a built-in suite, tasks is a list of names; use task_options for settings")
+        specs = select_tasks(specs, [str(n) for n in names])
+    else:
+        if not isinstance(config.tasks, dict) or not config.tasks:
+            raise ConfigError(f"no suite given: name one of {', '.join(SUITES)} with --data, or list task specs "
+                              "under tasks: {name: SPEC} in a suite YAML")
+        specs = {}
+        for name, spec in config.tasks.items():
+            s = parse_task_spec(spec, base_dir=base)
+            s.name = s.name or str(name)
+            specs[str(name)] = s
+    for name, opts in (config.task_options or {}).items():
+        if name not in specs:
+            raise ConfigError(f"task_options for unknown task {name!r}; tasks are {', '.join(specs)}")
+        d = dataclasses.asdict(specs[name])
+        d.update(opts)
+        d["base_dir"] = str(base) if base else d.get("base_dir", "")
+        specs[name] = parse_task_spec(d)
+    return specs
+
+
+def _row(task: Task | None, name: str, method: str, metric: str, test: dict | None, dev: dict | None, **extra) -> dict:
+    return {
+        "task": name,
+        "method": method,
+        "metric": metric,
+        "test": (test or {}).get(metric, float("nan")),
+        "dev": (dev or {}).get(metric, float("nan")),
+        "n_train": len(task.train) if task else 0,
+        "n_dev": len(task.dev) if task else 0,
+        "n_test": len(task.test) if task else 0,
+        **extra,
+        "test_metrics": json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v)
+                                    for k, v in (test or {}).items()}),
+    }
+
+
+def run_benchmark(model: str | Path, config: BenchmarkConfig, out_dir: str | Path, command: str = "",
+                  base_dir: Path | None = None) -> pd.DataFrame:
+    """Run every task of the benchmark and write ``results.csv``, ``results.md`` and ``results.png``.
+
+    Args:
+        model: a model directory (``save_pretrained``) or a preset name (random init).
+        config: :class:`BenchmarkConfig`.
+        out_dir: output folder (per-task logs and models go into ``OUT/TASK/``).
+        command: the command line, recorded in ``results.md``.
+        base_dir: folder relative task specs are relative to when ``config.data`` is empty.
+
+    Returns:
+        The results table (one row per task and method).
+    """
+    from finetune.baselines import kmer_baseline
+    from finetune.lightning import FinetuneConfig, _load_backbone, finetune
+    from finetune.probes import run_probe
+
+    from dnalm.utils import atomic_write
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t_all = time.time()
+    specs = task_specs(config, base_dir)
+    for p in config.poolings:
+        FinetuneConfig(pooling=p)  # validate early
+    backbone = _load_backbone(model) if config.probe else None
+    rows: list[dict] = []
+    task_notes: dict[str, list[str]] = {}
+    for name, spec in specs.items():
+        t_task = time.time()
+        print(f"== {name}", flush=True)
+        try:
+            ft_cfg = from_dict(FinetuneConfig, {**config.finetune, **(config.task_finetune or {}).get(name, {}),
+                                                "seed": config.seed, "progress_bar": config.progress_bar,
+                                                "save_model": config.save_models}, source=f"finetune settings of {name}")
+            full = load_task(spec)
+        except DnalmError as exc:
+            print(f"   skipped: {exc}", flush=True)
+            rows.append(_row(None, name, "(task not loaded)", "", None, None, status=f"error: {exc}"))
+            task_notes[name] = [f"not run: {exc}"]
+            continue
+        task = full.subsample({"train": ft_cfg.max_train, "dev": ft_cfg.max_dev, "test": ft_cfg.max_test}, config.seed)
+        ft_cfg = dataclasses.replace(ft_cfg, max_train=0, max_dev=0, max_test=0)
+        task_dir = out / name
+        task_dir.mkdir(parents=True, exist_ok=True)
+        report = task.report()
+        print(report, flush=True)
+        with atomic_write(task_dir / "task.txt") as fh:
+            fh.write(report + "\n")
+        if len(task.skipped):
+            with atomic_write(task_dir / "skipped.csv") as fh:
+                task.skipped.to_csv(fh, index=False)
+        task_notes[name] = list(task.notes) + ([f"{len(task.skipped):,} input rows skipped (see {name}/skipped.csv)"]
+                                               if len(task.skipped) else [])
+        learner = "ridge" if task.kind == "regression" else "logistic"
+
+        def attempt(t: Task, method: str, fn) -> None:
+            """Run one method; its row (or its error) goes into the table."""
+            t0 = time.time()
+            try:
+                test, dev, extra = fn()
+            except DnalmError as exc:
+                print(f"   {method}: error: {exc}", flush=True)
+                rows.append(_row(t, name, method, t.metric, None, None, seconds=round(time.time() - t0, 1),
+                                 status=f"error: {exc}"))
+                return
+            rows.append(_row(t, name, method, t.metric, test, dev, seconds=round(time.time() - t0, 1), status="ok",
+                             **extra))
+            print(f"   {method}: test {t.metric} {test[t.metric]:.4f} ({time.time() - t0:.0f} s)", flush=True)
+
+        def kmer_fn(t: Task):
+            r = kmer_baseline(t, list(config.kmer_k), config.kmer_grid or None, config.seed)
+            return r.test_metrics, r.dev_metrics, {"param": r.param}
+
+        def probe_fn():
+            r = run_probe(backbone, task, config.probe_pooling, grid=config.probe_grid or None, seed=config.seed,
+                          progress=config.progress_bar)
+            return r.test_metrics, r.dev_metrics, {"param": r.param}
+
+        def finetune_fn(cfg):
+            res = finetune(model, task, cfg, out_dir=task_dir / f"finetune_{cfg.pooling}")
+            return res.test_metrics, res.dev_metrics, {"steps": res.steps, "best_step": res.best_step}
+
+        if config.kmer and task.kind != "token_classification":
+            ks = [int(k) for k in config.kmer_k]
+            span = f"{ks[0]}..{ks[-1]}" if ks == list(range(ks[0], ks[-1] + 1)) else ",".join(map(str, ks))
+            label = f"k-mer (k={span}) + {learner}"
+            attempt(task, label, lambda: kmer_fn(task))
+            if config.kmer_full_train and len(full.train) > len(task.train):
+                full_t = dataclasses.replace(task, train=full.train)
+                attempt(full_t, f"{label}, full train", lambda: kmer_fn(full_t))
+        if config.probe:
+            attempt(task, f"frozen {config.probe_pooling}-pooled embedding + {learner}", probe_fn)
+        if config.run_finetune:
+            for pooling in config.poolings:
+                cfg = dataclasses.replace(ft_cfg, pooling=pooling)
+                attempt(task, f"fine-tuned ({pooling} pooling)", lambda cfg=cfg: finetune_fn(cfg))
+        print(f"   ({time.time() - t_task:.0f} s)", flush=True)
+    df = pd.DataFrame(rows)
+    for col in ("param", "steps", "best_step", "seconds", "status"):
+        if col not in df.columns:
+            df[col] = np.nan
+    cols = ["task", "method", "metric", "test", "dev", "n_train", "n_dev", "n_test", "param", "steps", "best_step",
+            "seconds", "status", "test_metrics"]
+    df = df[cols]
+    total = time.time() - t_all
+    with atomic_write(out / "results.csv") as fh:
+        df.to_csv(fh, index=False)
+    with atomic_write(out / "results.md") as fh:
+        fh.write(results_markdown(df, config, model, task_notes, total, command))
+    plot_results(df, out / "results.png")
+    return df
+
+
+def _fmt(v) -> str:
+    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+
+
+def results_markdown(df: pd.DataFrame, config: BenchmarkConfig, model, notes: dict[str, list[str]], seconds: float,
+                     command: str = "") -> str:
+    """The results table (test metric, task x method), the details and the settings as Markdown."""
+    lines = ["# dnalm benchmark results", ""]
+    lines.append(f"- model: `{model}`")
+    if config.suite:
+        lines.append(f"- suite: {config.suite} (`{config.data}`)")
+    if command:
+        lines.append(f"- command: `{command}`")
+    lines.append(f"- total time: {seconds / 60:.1f} min")
+    lines.append("")
+    ok = df[df["status"] == "ok"]
+    if len(ok):
+        methods = list(dict.fromkeys(ok["method"]))
+        lines.append("## Test metric per task (each task's own metric)")
+        lines.append("")
+        lines.append("| task | metric | train / dev / test | " + " | ".join(methods) + " |")
+        lines.append("|---|---|---|" + "---|" * len(methods))
+        for task, g in ok.groupby("task", sort=False):
+            first = g.iloc[0]
+            sizes = f"{int(first.n_train):,} / {int(first.n_dev):,} / {int(first.n_test):,}"
+            values = []
+            for m in methods:
+                hit = g[g["method"] == m]
+                values.append(_fmt(float(hit["test"].iloc[0])) if len(hit) else "—")
+            lines.append(f"| {task} | {first.metric} | {sizes} | " + " | ".join(values) + " |")
+        lines.append("")
+        if "k-mer" in " ".join(methods):
+            lines.append("Rows marked *full train* fit the k-mer baseline on the whole train split (the other methods "
+                         "use the subsampled train split shown in the table); dev and test are the same for all.")
+            lines.append("")
+    lines.append("## Details")
+    lines.append("")
+    lines.append("| task | method | test | dev | penalty | steps (best) | seconds | status |")
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for _, r in df.iterrows():
+        steps = "" if pd.isna(r["steps"]) else f"{int(r['steps'])} ({int(r['best_step'])})"
+        param = "" if pd.isna(r["param"]) else f"{r['param']:g}"
+        secs = "" if pd.isna(r["seconds"]) else f"{r['seconds']:.0f}"
+        lines.append(f"| {r['task']} | {r['method']} | {_fmt(r['test'])} | {_fmt(r['dev'])} | {param} | {steps} | "
+                     f"{secs} | {r['status']} |")
+    lines.append("")
+    lines.append("## Notes")
+    lines.append("")
+    for task, ns in notes.items():
+        for n in ns:
+            lines.append(f"- {task}: {n}")
+    lines.append("")
+    lines.append("## Settings")
+    lines.append("")
+    lines.append("```json")
+    lines.append(json.dumps(dataclasses.asdict(config), indent=2, default=str))
+    lines.append("```")
+    lines.append("")
+    lines.append("Fine-tuning picks the checkpoint with the best dev metric (evaluated every `val_every` steps, early "
+                 "stopping after `patience` evaluations without improvement) and reports it on test. Probes and the "
+                 "k-mer baseline choose their penalty on dev. Metrics: scikit-learn / scipy.")
+    return "\n".join(lines) + "\n"
+
+
+def plot_results(df: pd.DataFrame, path: str | Path) -> None:
+    """Grouped bar plot of the test metric per task and method (PNG, Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from dnalm.utils import atomic_path
+
+    ok = df[df["status"] == "ok"]
+    tasks = list(dict.fromkeys(ok["task"]))
+    methods = list(dict.fromkeys(ok["method"]))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 + 1.6 * len(tasks) * max(1, len(methods)) / 3), 4.2))
+    width = 0.8 / max(1, len(methods))
+    x = np.arange(len(tasks))
+    for j, m in enumerate(methods):
+        vals = []
+        for t in tasks:
+            hit = ok[(ok["task"] == t) & (ok["method"] == m)]
+            vals.append(float(hit["test"].iloc[0]) if len(hit) else np.nan)
+        bars = ax.bar(x + (j - (len(methods) - 1) / 2) * width, vals, width, label=m)
+        for b, v in zip(bars, vals):
+            if not np.isnan(v):
+                ax.annotate(f"{v:.2f}", (b.get_x() + b.get_width() / 2, max(v, 0)), ha="center", va="bottom", fontsize=7)
+    metrics = {t: ok[ok["task"] == t]["metric"].iloc[0] for t in tasks}
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{t}\n({metrics[t]})" for t in tasks], fontsize=8)
+    ax.set_ylabel("test metric")
+    ax.axhline(0, color="black", lw=0.5)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
+    ax.set_title("dnalm benchmark: fine-tuned model vs baselines", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=130, format="png")
+    plt.close(fig)
