@@ -37,11 +37,15 @@ def _variant_sets(genome, n: int) -> dict[str, pd.DataFrame]:
         sites = df[["chrom", "pos", "ref"]].to_numpy().tolist()
     else:  # random sites in the middle of the first chromosome
         rng = np.random.default_rng(0)
-        chrom = genome.chroms[0] if hasattr(genome, "chroms") else list(genome.chrom_sizes)[0]
+        chrom = next(iter(genome.chrom_sizes))
         size = genome.chrom_sizes[chrom]
-        sites = [[chrom, int(p), genome.fetch(chrom, int(p) - 1, int(p))] for p in rng.integers(5000, size - 5000, n)]
+        sites = [
+            [chrom, int(p), genome.fetch(chrom, int(p) - 1, int(p))]
+            for p in rng.integers(5000, size - 5000, n)
+        ]
     one = pd.DataFrame(
-        [(c, p, r, next(b for b in "ACGT" if b != r)) for c, p, r in sites], columns=["chrom", "pos", "ref", "alt"]
+        [(c, p, r, next(b for b in "ACGT" if b != r)) for c, p, r in sites],
+        columns=["chrom", "pos", "ref", "alt"],
     )
     three = pd.DataFrame(
         [(c, p, r, b) for c, p, r in sites for b in "ACGT" if b != r], columns=["chrom", "pos", "ref", "alt"]
@@ -82,8 +86,10 @@ def main() -> None:
     torch.manual_seed(0)
     model = dnalm.build_model(args.preset).to(args.device).eval()  # speed does not depend on the weights
     sets = _variant_sets(genome, args.variants)
-    print(f"model {args.preset} ({model.num_parameters() / 1e6:.2f} M parameters) on {args.device}, "
-          f"strands={args.strands}, batch {args.batch_size}, torch threads {torch.get_num_threads()}")
+    print(
+        f"model {args.preset} ({model.num_parameters() / 1e6:.2f} M parameters) on {args.device}, "
+        f"strands={args.strands}, batch {args.batch_size}, torch threads {torch.get_num_threads()}"
+    )
     # warm-up (allocator, kernels)
     score_variants(model, genome, sets["1 alt/site"].head(2), window=min(args.windows), progress=False)
     header = f"{'window':>7} {'set':>12} {'alleles':>7} {'scratch s':>10} {'reuse s':>8} {'speedup':>8} {'max |diff|':>11}"
@@ -91,14 +97,24 @@ def main() -> None:
     print("-" * len(header))
     for window in args.windows:
         for name, variants in sets.items():
-            kw = dict(window=window, strands=args.strands, batch_size=args.batch_size, progress=False)
-            t_full, full = _timed(lambda: score_variants(model, genome, variants, reuse_prefix=False, **kw), args.repeats)
-            t_reuse, reuse = _timed(lambda: score_variants(model, genome, variants, reuse_prefix=True, **kw), args.repeats)
+            kw = {"window": window, "strands": args.strands, "batch_size": args.batch_size, "progress": False}
+            runs = {}
+            for reuse_prefix in (False, True):
+                runs[reuse_prefix] = _timed(
+                    lambda r=reuse_prefix, v=variants, k=kw: score_variants(
+                        model, genome, v, reuse_prefix=r, **k
+                    ),
+                    args.repeats,
+                )
+            (t_full, full), (t_reuse, reuse) = runs[False], runs[True]
             diff = max(
-                float(np.nanmax(np.abs(full[c].to_numpy() - reuse[c].to_numpy()))) for c in ("llr", "embedding_cosine")
+                float(np.nanmax(np.abs(full[c].to_numpy() - reuse[c].to_numpy())))
+                for c in ("llr", "embedding_cosine")
             )
-            print(f"{window:>7} {name:>12} {len(variants):>7} {t_full:>10.2f} {t_reuse:>8.2f} "
-                  f"{t_full / t_reuse:>7.2f}x {diff:>11.2e}")
+            print(
+                f"{window:>7} {name:>12} {len(variants):>7} {t_full:>10.2f} {t_reuse:>8.2f} "
+                f"{t_full / t_reuse:>7.2f}x {diff:>11.2e}"
+            )
 
 
 if __name__ == "__main__":

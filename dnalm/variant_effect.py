@@ -35,9 +35,9 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -57,7 +57,6 @@ _INFO_DESCRIPTIONS = {
     "llr_sum": "dnalm log-likelihood ratio summed over the window (llr x window)",
     "embedding_cosine": "dnalm embedding distance: 1 - cosine similarity of mean-pooled REF and ALT window embeddings",
 }
-_BASE_INDEX = {"A": 0, "C": 1, "G": 2, "T": 3}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -77,10 +76,12 @@ def _assemble(left: str, allele: str, right: str, window: int, strand: str) -> s
     if strand == "+":
         return (left + allele + right)[:window]
     s = left + allele + right
-    return reverse_complement(s[len(s) - window:])
+    return reverse_complement(s[len(s) - window :])
 
 
-def variant_windows(genome, chrom: str, pos: int, ref: str, alt: str, window: int, strand: str = "+") -> tuple[str, str]:
+def variant_windows(
+    genome, chrom: str, pos: int, ref: str, alt: str, window: int, strand: str = "+"
+) -> tuple[str, str]:
     """The REF and ALT windows of one variant, each exactly ``window`` bases (see the module docstring).
 
     Args:
@@ -97,7 +98,8 @@ def variant_windows(genome, chrom: str, pos: int, ref: str, alt: str, window: in
     if strand not in ("+", "-"):
         raise InputError(f"strand must be '+' or '-', got {strand!r}")
     p = pos - 1
-    span = genome.fetch(chrom, p - window, p + len(ref) + window, pad=True)  # every base either window can use
+    # every base either window can use
+    span = genome.fetch(chrom, p - window, p + len(ref) + window, pad=True)
     return _windows_in_span(span, window, ref, alt, window, strand)
 
 
@@ -113,8 +115,8 @@ def _windows_in_span(span: str, off: int, ref: str, alt: str, window: int, stran
     else:
         n_right = window_split(window, "-")
         n_left = max(0, window - n_right - short)
-    left = span[off - n_left:off]
-    right = span[off + r:off + r + n_right]
+    left = span[off - n_left : off]
+    right = span[off + r : off + r + n_right]
     return (_assemble(left, ref, right, window, strand), _assemble(left, alt, right, window, strand))
 
 
@@ -164,7 +166,6 @@ class _PairScorer:
         """Reference path: both full windows of every pair from scratch."""
         import torch
 
-        W = len(pairs[0].ref)
         rows = np.stack([p.ref for p in pairs] + [p.alt for p in pairs])  # (2n, W)
         bos = np.full((len(rows), 1), BOS_ID, dtype=np.int64)
         ids = torch.from_numpy(np.concatenate([bos, rows], 1)).to(self.model.device)  # (2n, W+1)
@@ -240,12 +241,9 @@ def _score_pairs(
     scores: Sequence[str],
     batch_size: int,
     reuse_prefix: bool,
-    progress: bool | str = False,
+    bar=None,
 ) -> dict[str, np.ndarray]:
-    """Scores of each pair (all windows of one length), in input order."""
-    import torch
-    from tqdm.auto import tqdm
-
+    """Scores of each pair (all windows of one length), in input order; the caller sets eval/inference mode."""
     n = len(pairs)
     out = {name: np.full(n, np.nan) for name in scores}
     if n == 0:
@@ -258,28 +256,42 @@ def _score_pairs(
     groups: dict[int, list[int]] = {}
     for i, p in enumerate(pairs):
         groups.setdefault(p.split if reuse_prefix else 0, []).append(i)
-    desc = progress if isinstance(progress, str) else "scoring variants"
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode(), tqdm(total=n, desc=desc, unit="pair", disable=not progress) as bar:
-            for split in sorted(groups):
-                idx = groups[split]
-                for b0 in range(0, len(idx), batch_size):
-                    chunk = idx[b0:b0 + batch_size]
-                    batch = [pairs[i] for i in chunk]
-                    res = scorer.reuse(batch) if reuse_prefix else scorer.full(batch)
-                    delta = res["ll_alt"] - res["ll_ref"]
-                    if "llr" in out:
-                        out["llr"][chunk] = delta / W
-                    if "llr_sum" in out:
-                        out["llr_sum"][chunk] = delta
-                    if want_emb:
-                        out["embedding_cosine"][chunk] = _cosine_distance(res["emb_ref"], res["emb_alt"])
-                    bar.update(len(chunk))
-    finally:
-        model.train(was_training)
+    for split in sorted(groups):
+        idx = groups[split]
+        for b0 in range(0, len(idx), batch_size):
+            chunk = idx[b0 : b0 + batch_size]
+            batch = [pairs[i] for i in chunk]
+            res = scorer.reuse(batch) if reuse_prefix else scorer.full(batch)
+            delta = res["ll_alt"] - res["ll_ref"]
+            if "llr" in out:
+                out["llr"][chunk] = delta / W
+            if "llr_sum" in out:
+                out["llr_sum"][chunk] = delta
+            if want_emb:
+                out["embedding_cosine"][chunk] = _cosine_distance(res["emb_ref"], res["emb_alt"])
+            if bar is not None:
+                bar.update(len(chunk))
     return out
+
+
+class _EvalMode:
+    """``model.eval()`` + ``torch.inference_mode()`` for a block, restoring the training flag after."""
+
+    def __init__(self, model):
+        import torch
+
+        self.model = model
+        self.inference = torch.inference_mode()
+
+    def __enter__(self):
+        self.was_training = self.model.training
+        self.model.eval()
+        self.inference.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.inference.__exit__(*exc)
+        self.model.train(self.was_training)
 
 
 def _tokenizer(model) -> DNATokenizer:
@@ -325,7 +337,13 @@ def score_sequence_pairs(
         raise InputError(f"all pairs must have one length, got lengths {sorted(lengths)}")
     if pairs:
         _check_window(model, len(pairs[0].ref))
-    return _score_pairs(model, pairs, scores, batch_size, reuse_prefix, progress)
+    from tqdm.auto import tqdm
+
+    with (
+        _EvalMode(model),
+        tqdm(total=len(pairs), desc="scoring pairs", unit="pair", disable=not progress) as bar,
+    ):
+        return _score_pairs(model, pairs, scores, batch_size, reuse_prefix, bar)
 
 
 def _check_scores(scores: Sequence[str] | str) -> tuple[str, ...]:
@@ -350,7 +368,9 @@ def _strand_list(strands: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _head_deltas(head: Callable, model, ref_seqs, alt_seqs, batch_size: int, special_tokens: bool) -> np.ndarray:
+def _head_deltas(
+    head: Callable, model, ref_seqs, alt_seqs, batch_size: int, special_tokens: bool
+) -> np.ndarray:
     """head(alt) - head(ref) for each pair: (n, k)."""
     import torch
 
@@ -359,9 +379,14 @@ def _head_deltas(head: Callable, model, ref_seqs, alt_seqs, batch_size: int, spe
     out = []
     with torch.inference_mode():
         for b0 in range(0, len(ref_seqs), batch_size):
-            seqs = list(ref_seqs[b0:b0 + batch_size]) + list(alt_seqs[b0:b0 + batch_size])
+            seqs = list(ref_seqs[b0 : b0 + batch_size]) + list(alt_seqs[b0 : b0 + batch_size])
             ids = tok.batch_encode(seqs, add_special_tokens=special_tokens)["input_ids"].to(device)
-            y = head(ids)
+            if callable(
+                getattr(head, "predict", None)
+            ):  # a fine-tuned finetune.SequenceModel: predict(ids, mask)
+                y = head.predict(ids, torch.ones_like(ids))
+            else:
+                y = head(ids)
             y = torch.as_tensor(y).float().reshape(len(seqs), -1).cpu().numpy()  # (2b, k)
             m = len(seqs) // 2
             out.append(y[m:] - y[:m])
@@ -390,7 +415,7 @@ def score_variants(
     reuse_prefix: bool = True,
     progress: bool = True,
     strict: bool = False,
-    head_special_tokens: bool = True,
+    head_special_tokens: bool = False,
 ):
     """Score variants against a reference genome (zero-shot LLR, embedding distance, head delta).
 
@@ -403,20 +428,22 @@ def score_variants(
         strands: ``"both"`` (mean of the + and - strand scores), ``"+"`` or ``"-"``.
         scores: any of ``llr`` (mean per-token log-likelihood difference ALT - REF), ``llr_sum`` (summed),
             ``embedding_cosine`` (1 - cosine of mean-pooled embeddings).
-        head: optional callable taking (B, L) input ids and returning (B,) or (B, k) predictions; adds column
-            ``head`` (or ``head_0`` .. ``head_{k-1}``) = prediction(ALT) - prediction(REF).
+        head: optional callable taking (B, L) input ids and returning (B,) or (B, k) predictions, or an object
+            with ``predict(ids, mask)`` (a fine-tuned ``finetune.SequenceModel``); adds column ``head`` (or
+            ``head_0`` .. ``head_{k-1}``) = prediction(ALT) - prediction(REF), averaged over ``strands``.
         batch_size: variant windows per forward pass.
         reuse_prefix: compute the flank shared by REF and ALT once (inference cache); False runs both full
             windows from scratch (same scores, slower).
         progress: show a tqdm progress bar.
         strict: raise :class:`InputError` at the first variant that cannot be scored.
-        head_special_tokens: give ``head`` its windows as ``[BOS] seq [EOS]`` (as ``batch_encode``) or bare.
+        head_special_tokens: give ``head`` its windows as ``[BOS] seq [EOS]`` (as ``batch_encode``) instead of
+            bare base ids (the default, what ``finetune`` models take).
 
     Returns:
         DataFrame with columns chrom, pos, id, ref, alt, the score columns, status, message, record, allele,
         genome_chrom (one row per ALT allele, input order). Rows whose status is not ``"ok"`` have NaN scores.
     """
-    import pandas as pd
+    from tqdm.auto import tqdm
 
     from dnalm.io.genome import Genome
 
@@ -432,44 +459,62 @@ def score_variants(
     df = _as_variant_table(variants, genome, strict)
     ok = np.flatnonzero((df["status"] == "ok").to_numpy())
     tok = _tokenizer(model)
-    # one pair per (ok variant, strand)
-    windows: dict[str, tuple[list[str], list[str]]] = {s: ([], []) for s in strand_list}
-    pairs: list[_Pair] = []
     chroms = np.where(df["genome_chrom"].map(lambda c: isinstance(c, str)), df["genome_chrom"], df["chrom"])
     positions, refs, alts = df["pos"].to_numpy(), df["ref"].to_numpy(), df["alt"].to_numpy()
-    for i in ok:
-        p, ref, alt = int(positions[i]) - 1, refs[i], alts[i]
-        span = genome.fetch(chroms[i], p - window, p + len(ref) + window, pad=True)
-        for strand in strand_list:
-            ref_w, alt_w = _windows_in_span(span, window, ref, alt, window, strand)
-            pairs.append(_make_pair(tok, ref_w, alt_w))
+    n_str = len(strand_list)
+    values = {name: np.full(len(df), np.nan) for name in scores}
+    head_values = None
+    # variants in chunks, so that memory stays bounded for large VCFs (the windows of a chunk only)
+    chunk_size = max(1024, 32 * batch_size)
+    with (
+        _EvalMode(model),
+        tqdm(total=len(ok) * n_str, desc="scoring variants", unit="window pair", disable=not progress) as bar,
+    ):
+        for c0 in range(0, len(ok), chunk_size):
+            rows = ok[c0 : c0 + chunk_size]
+            pairs: list[_Pair] = []  # ordered (variant, strand)
+            windows: dict[str, tuple[list[str], list[str]]] = {s: ([], []) for s in strand_list}
+            for i in rows:
+                p, ref, alt = int(positions[i]) - 1, refs[i], alts[i]
+                span = genome.fetch(chroms[i], p - window, p + len(ref) + window, pad=True)
+                for strand in strand_list:
+                    ref_w, alt_w = _windows_in_span(span, window, ref, alt, window, strand)
+                    pairs.append(_make_pair(tok, ref_w, alt_w))
+                    if head is not None:
+                        windows[strand][0].append(ref_w)
+                        windows[strand][1].append(alt_w)
+            per_pair = _score_pairs(model, pairs, scores, batch_size, reuse_prefix, bar)
+            for name in scores:
+                values[name][rows] = per_pair[name].reshape(len(rows), n_str).mean(1)  # mean over strands
             if head is not None:
-                windows[strand][0].append(ref_w)
-                windows[strand][1].append(alt_w)
-    n_ok, n_str = len(ok), len(strand_list)
-    per_pair = _score_pairs(model, pairs, scores, batch_size, reuse_prefix, progress and "scoring variants")
+                deltas = np.mean(
+                    [
+                        _head_deltas(head, model, *windows[s], batch_size, head_special_tokens)
+                        for s in strand_list
+                    ],
+                    0,
+                )  # (n, k)
+                if head_values is None:
+                    head_values = np.full((len(df), deltas.shape[1]), np.nan)
+                head_values[rows] = deltas
     result = df[["chrom", "pos", "id", "ref", "alt"]].copy()
     for name in scores:
-        col = np.full(len(df), np.nan)
-        col[ok] = per_pair[name].reshape(n_ok, n_str).mean(1)  # pairs are ordered (variant, strand)
-        result[name] = col
+        result[name] = values[name]
     if head is not None:
-        deltas = np.mean(
-            [_head_deltas(head, model, *windows[s], batch_size, head_special_tokens) for s in strand_list], 0
-        ) if n_ok else np.zeros((0, 1))
-        k = deltas.shape[1]
-        names = ["head"] if k == 1 else [f"head_{j}" for j in range(k)]
-        for j, name in enumerate(names):
-            col = np.full(len(df), np.nan)
-            col[ok] = deltas[:, j]
-            result[name] = col
+        if head_values is None:  # nothing scorable: one NaN column
+            head_values = np.full((len(df), 1), np.nan)
+        k = head_values.shape[1]
+        for j, name in enumerate(["head"] if k == 1 else [f"head_{j}" for j in range(k)]):
+            result[name] = head_values[:, j]
     for c in ("status", "message", "record", "allele", "genome_chrom"):
         result[c] = df[c].to_numpy()
     result.attrs.update(df.attrs)
     result.attrs.update({"window": int(window), "strands": strands, "scores": list(scores)})
     if len(ok) < len(df):
         log.warning(
-            "%d of %d variant allele(s) not scored (NaN): %s", len(df) - len(ok), len(df),
+            "%d of %d variant allele(s) not scored (NaN): %s",
+            len(df) - len(ok),
+            len(df),
             ", ".join(f"{n} {s}" for s, n in df.loc[df["status"] != "ok", "status"].value_counts().items()),
         )
     return result
@@ -482,7 +527,7 @@ def score_variants(
 
 def _output_kind(out: str | os.PathLike) -> str:
     name = Path(out).name.lower()
-    if name.endswith(".vcf.gz") or name.endswith(".vcf.bgz"):
+    if name.endswith((".vcf.gz", ".vcf.bgz")):
         return "vcf.gz"
     if name.endswith(".vcf"):
         return "vcf"
@@ -529,7 +574,10 @@ def _info_field(old: str, rows, columns: list[str], n_alts: int) -> str:
         for c in columns:
             added.append(
                 f"{_info_id(c)}="
-                + ",".join(_format_value(getattr(by_allele[a], c)) if a in by_allele else "." for a in range(1, n_alts + 1))
+                + ",".join(
+                    _format_value(getattr(by_allele[a], c)) if a in by_allele else "."
+                    for a in range(1, n_alts + 1)
+                )
             )
     statuses = [by_allele[a].status if a in by_allele else "missing" for a in range(1, max(n_alts, 1) + 1)]
     added.append(f"{STATUS_INFO_ID}=" + ",".join(statuses))
@@ -544,7 +592,9 @@ def _vcf_lines_from_vcf(source: Path, df, columns: list[str], meta: dict) -> tup
     try:
         with pysam.VariantFile(str(source)) as vin:
             records = [str(rec).rstrip("\n") for rec in vin]
-            header = str(vin.header).rstrip("\n").split("\n")  # after reading: contigs added on the fly are in
+            header = (
+                str(vin.header).rstrip("\n").split("\n")
+            )  # after reading: contigs added on the fly are in
     finally:
         pysam.set_verbosity(verbosity)
     n_records = int(df["record"].max()) + 1 if len(df) else 0
@@ -552,8 +602,9 @@ def _vcf_lines_from_vcf(source: Path, df, columns: list[str], meta: dict) -> tup
         raise InputError(f"{source}: read {len(records)} records but the scores cover {n_records}")
     ours = {_info_id(c) for c in columns} | {STATUS_INFO_ID}
     header = [
-        h for h in header
-        if not (h.startswith("##INFO=<ID=") and h[len("##INFO=<ID="):].split(",", 1)[0] in ours)
+        h
+        for h in header
+        if not (h.startswith("##INFO=<ID=") and h[len("##INFO=<ID=") :].split(",", 1)[0] in ours)
         and not h.startswith("##dnalm_score_variants=")
     ]
     header = header[:-1] + _info_header_lines(columns, meta) + header[-1:]
@@ -582,7 +633,16 @@ def _vcf_lines_from_table(df, genome, columns: list[str], meta: dict) -> tuple[l
         first = g.iloc[0]
         alts = [a for a in g.sort_values("allele")["alt"] if a not in ("", ".")]
         vid = first["id"] if isinstance(first["id"], str) and first["id"] else "."
-        cols = [str(first["chrom"]), str(int(first["pos"])), vid, first["ref"] or "N", ",".join(alts) or ".", ".", ".", "."]
+        cols = [
+            str(first["chrom"]),
+            str(int(first["pos"])),
+            vid,
+            first["ref"] or "N",
+            ",".join(alts) or ".",
+            ".",
+            ".",
+            ".",
+        ]
         cols[7] = _info_field(".", g, columns, len(alts))
         out.append((cols[0], int(cols[1]), "\t".join(cols)))
     return header, out
@@ -674,6 +734,7 @@ def score_variants_to_file(
     progress: bool = True,
     strict: bool = False,
     model_name: str | None = None,
+    head: Callable | None = None,
 ):
     """:func:`score_variants` on a file, then :func:`write_variant_scores` (what ``dnalm score-variants`` runs).
 
@@ -686,8 +747,17 @@ def score_variants_to_file(
     if isinstance(genome, (str, os.PathLike)):
         genome = Genome(genome)
     df = score_variants(
-        model, genome, variants, window=window, strands=strands, scores=scores, batch_size=batch_size,
-        reuse_prefix=reuse_prefix, progress=progress, strict=strict,
+        model,
+        genome,
+        variants,
+        window=window,
+        strands=strands,
+        scores=scores,
+        batch_size=batch_size,
+        reuse_prefix=reuse_prefix,
+        progress=progress,
+        strict=strict,
+        head=head,
     )
     meta = {"window": df.attrs["window"], "strands": strands}
     if model_name:
@@ -717,14 +787,18 @@ def parse_region(text: str) -> Region:
     """``chr:start-end`` (1-based inclusive, as samtools; commas allowed) -> :class:`Region` (0-based half-open)."""
     m = re.fullmatch(r"\s*([^:\s]+):([\d,]+)-([\d,]+)\s*", str(text))
     if not m:
-        raise InputError(f"region {text!r}: expected CHROM:START-END (1-based, inclusive), e.g. chrI:1001-1200")
+        raise InputError(
+            f"region {text!r}: expected CHROM:START-END (1-based, inclusive), e.g. chrI:1001-1200"
+        )
     start, end = int(m.group(2).replace(",", "")), int(m.group(3).replace(",", ""))
     if start < 1 or end < start:
         raise InputError(f"region {text!r}: need 1 <= START <= END")
     return Region(m.group(1), start - 1, end)
 
 
-def _ism_one_strand(model, ctx: np.ndarray, a: int, b: int, batch_size: int, reuse_prefix: bool, bar) -> np.ndarray:
+def _ism_one_strand(
+    model, ctx: np.ndarray, a: int, b: int, batch_size: int, reuse_prefix: bool, bar
+) -> np.ndarray:
     """LLR of every single-base change at positions [a, b) of ``ctx`` (T,) ids: (b - a, 4), ref base 0."""
     import torch
 
@@ -732,7 +806,9 @@ def _ism_one_strand(model, ctx: np.ndarray, a: int, b: int, batch_size: int, reu
     T = len(ctx)
     base_ids = np.asarray(DNATokenizer.base_ids, dtype=np.int64)
     full = torch.from_numpy(np.concatenate([[BOS_ID], ctx])).to(device)[None]  # (1, T+1)
-    ref_logp = torch.log_softmax(model(full).logits[0, :T].float(), -1).double()  # (T, V): row j predicts ctx[j]
+    ref_logp = torch.log_softmax(
+        model(full).logits[0, :T].float(), -1
+    ).double()  # (T, V): row j predicts ctx[j]
     ref_tok = ref_logp.gather(-1, torch.from_numpy(ctx).to(device)[:, None])[:, 0]  # (T,)
     ref_cum = torch.cat([ref_tok.new_zeros(1), ref_tok.cumsum(0)])  # ref_cum[i] = sum_{j<i}
     ref_sum = float(ref_cum[-1])
@@ -764,7 +840,7 @@ def _ism_one_strand(model, ctx: np.ndarray, a: int, b: int, batch_size: int, reu
         ids = torch.from_numpy(rows).to(device)
         if reuse_prefix:
             if cached_to < i0:  # advance the shared cache to [BOS] + ctx[:i0]
-                model(full[:, cached_to + 1: i0 + 1], cache=cache, num_last_tokens=1)
+                model(full[:, cached_to + 1 : i0 + 1], cache=cache, num_last_tokens=1)
                 cached_to = i0
             rows_cache = cache.index_select(torch.zeros(len(chunk), dtype=torch.long, device=device))
             logits = model(ids, cache=rows_cache).logits  # (n, T - i0, V)
@@ -813,11 +889,12 @@ def ism(
     Returns:
         (L, 4) float64 array, columns A, C, G, T, rows the positions of the sequence / region.
     """
-    import torch
     from tqdm.auto import tqdm
 
     tok = _tokenizer(model)
-    if isinstance(sequence_or_region, (Region, tuple)) or (isinstance(sequence_or_region, str) and ":" in sequence_or_region):
+    if isinstance(sequence_or_region, (Region, tuple)) or (
+        isinstance(sequence_or_region, str) and ":" in sequence_or_region
+    ):
         if genome is None:
             raise InputError(f"region {sequence_or_region!r} needs a genome (FASTA)")
         from dnalm.io.genome import Genome
@@ -841,22 +918,22 @@ def ism(
     ctx = tok.encode_np(context)
     T = len(ctx)
     if T + 1 > model.config.max_length:
-        raise ConfigError(f"sequence of {T} bases (+1 [BOS]) is longer than the model's maximum length {model.config.max_length}")
+        raise ConfigError(
+            f"sequence of {T} bases (+1 [BOS]) is longer than the model's maximum length {model.config.max_length}"
+        )
     strand_list = _strand_list(strands)
-    was_training = model.training
-    model.eval()
     results = []
-    try:
-        with torch.inference_mode(), tqdm(total=(b - a) * len(strand_list), desc="ISM", unit="pos", disable=not progress) as bar:
-            for strand in strand_list:
-                if strand == "+":
-                    results.append(_ism_one_strand(model, ctx, a, b, batch_size, reuse_prefix, bar))
-                else:
-                    rc = tok.reverse_complement(ctx)
-                    res = _ism_one_strand(model, rc, T - b, T - a, batch_size, reuse_prefix, bar)
-                    results.append(res[::-1, ::-1].copy())  # back to + positions; A,C,G,T <-> T,G,C,A
-    finally:
-        model.train(was_training)
+    with (
+        _EvalMode(model),
+        tqdm(total=(b - a) * len(strand_list), desc="ISM", unit="pos", disable=not progress) as bar,
+    ):
+        for strand in strand_list:
+            if strand == "+":
+                results.append(_ism_one_strand(model, ctx, a, b, batch_size, reuse_prefix, bar))
+            else:
+                rc = tok.reverse_complement(ctx)
+                res = _ism_one_strand(model, rc, T - b, T - a, batch_size, reuse_prefix, bar)
+                results.append(res[::-1, ::-1].copy())  # back to + positions; A,C,G,T <-> T,G,C,A
     return np.mean(results, 0)
 
 
@@ -895,7 +972,9 @@ def plot_ism(table, path: str | os.PathLike, title: str | None = None) -> Path:
     L = len(table)
     mat = table[list("ACGT")].to_numpy().T  # (4, L)
     width = float(np.clip(0.15 * L + 2, 6, 60))
-    fig, (ax_logo, ax_map) = plt.subplots(2, 1, figsize=(width, 4.5), sharex=True, gridspec_kw={"height_ratios": [1, 1]})
+    fig, (ax_logo, ax_map) = plt.subplots(
+        2, 1, figsize=(width, 4.5), sharex=True, gridspec_kw={"height_ratios": [1, 1]}
+    )
     logo = pd.DataFrame(0.0, index=range(L), columns=list("ACGT"))
     for j, (ref, imp) in enumerate(zip(table["ref"], table["importance"])):
         if ref in "ACGT":
@@ -903,8 +982,15 @@ def plot_ism(table, path: str | os.PathLike, title: str | None = None) -> Path:
     logomaker.Logo(logo, ax=ax_logo, color_scheme="classic")
     ax_logo.set_ylabel("importance\n(-mean LLR)")
     lim = float(np.nanmax(np.abs(mat))) or 1e-9
-    im = ax_map.imshow(mat, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest",
-                       extent=(-0.5, L - 0.5, 3.5, -0.5))
+    im = ax_map.imshow(
+        mat,
+        aspect="auto",
+        cmap="RdBu_r",
+        vmin=-lim,
+        vmax=lim,
+        interpolation="nearest",
+        extent=(-0.5, L - 0.5, 3.5, -0.5),
+    )
     ax_map.set_yticks(range(4), list("ACGT"))
     ax_map.set_xlabel(f"position (from {table['position'].iloc[0]})")
     fig.colorbar(im, ax=[ax_logo, ax_map], shrink=0.6, label="LLR (mutant - reference)")
@@ -948,7 +1034,9 @@ def ism_to_files(
         if reg.end > genome.length(reg.chrom):
             raise InputError(f"region {region}: ends past {reg.chrom} (length {genome.length(reg.chrom):,})")
         seq = genome.fetch(reg.chrom, reg.start, reg.end)
-        scores = ism(model, reg, genome, flank=flank, strands=strands, batch_size=batch_size, progress=progress)
+        scores = ism(
+            model, reg, genome, flank=flank, strands=strands, batch_size=batch_size, progress=progress
+        )
     else:
         seq = sequence.strip().upper()
         _tokenizer(model).encode_np(seq)  # names a bad character
@@ -963,6 +1051,16 @@ def ism_to_files(
 
 
 __all__ = [
-    "score_variants", "score_sequence_pairs", "variant_windows", "window_split", "write_variant_scores",
-    "score_variants_to_file", "ism", "ism_table", "plot_ism", "ism_to_files", "parse_region", "Region",
+    "Region",
+    "ism",
+    "ism_table",
+    "ism_to_files",
+    "parse_region",
+    "plot_ism",
+    "score_sequence_pairs",
+    "score_variants",
+    "score_variants_to_file",
+    "variant_windows",
+    "window_split",
+    "write_variant_scores",
 ]

@@ -1,0 +1,45 @@
+"""Fine-tuning and benchmarks on dnalm models: heads with mean/last/echo/rc_echo pooling, a task registry
+(GUE, GenomicBenchmarks, BEND-style BED, CSV/TSV, per-base labels), a Lightning fine-tuning module,
+frozen-embedding probes, a k-mer baseline and a benchmark runner.
+
+Names are imported lazily: ``import finetune`` does not import torch or lightning.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS: dict[str, str] = {
+    "HeadConfig": "finetune.heads",
+    "SequenceModel": "finetune.heads",
+    "build_inputs": "finetune.heads",
+    "Task": "finetune.tasks",
+    "TaskSplit": "finetune.tasks",
+    "TaskSpec": "finetune.tasks",
+    "load_task": "finetune.tasks",
+    "compute_metrics": "finetune.metrics",
+    "FinetuneConfig": "finetune.lightning",
+    "finetune": "finetune.lightning",
+    "embed_sequences": "finetune.probes",
+    "run_probe": "finetune.probes",
+    "fit_probe": "finetune.probes",
+    "kmer_features": "finetune.baselines",
+    "kmer_baseline": "finetune.baselines",
+    "BenchmarkConfig": "finetune.benchmark",
+    "run_benchmark": "finetune.benchmark",
+    "embed_file": "finetune.embed",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'finetune' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

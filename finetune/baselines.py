@@ -20,6 +20,7 @@ from finetune.probes import ProbeResult, fit_probe, probe_scores
 from finetune.tasks import Task
 
 DEFAULT_K = (1, 2, 3, 4, 5, 6)
+DEFAULT_KMER_C = (1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)  # logistic C values tried (ridge: DEFAULT_ALPHA)
 
 _BASE_CODE = np.full(256, 4, dtype=np.int64)  # token id -> 0..3 for A, C, G, T; 4 for anything else
 _BASE_CODE[[A_ID, C_ID, G_ID, T_ID]] = [0, 1, 2, 3]
@@ -87,8 +88,8 @@ def kmer_features(sequences: Sequence[str], ks: Sequence[int] = DEFAULT_K, norma
 
 
 def kmer_baseline(task: Task, ks: Sequence[int] = DEFAULT_K, grid=None, seed: int = 0) -> ProbeResult:
-    """k-mer frequencies + logistic regression (classes, labels) or ridge regression (numbers); the penalty is
-    chosen on the dev split by the task metric; test metrics in the result.
+    """k-mer frequencies (max-abs scaled) + logistic regression (classes, labels) or ridge regression (numbers);
+    the penalty is chosen on the dev split by the task metric; test metrics in the result.
 
     Per-nucleotide tasks are not supported (a k-mer spectrum has no per-base output).
     """
@@ -97,7 +98,10 @@ def kmer_baseline(task: Task, ks: Sequence[int] = DEFAULT_K, grid=None, seed: in
     t0 = time.time()
     X = {s: kmer_features(task.split(s).sequences, ks) for s in ("train", "dev", "test")}
     y = {s: task.split(s).labels for s in X}
-    res = fit_probe(X["train"], y["train"], X["dev"], y["dev"], task.kind, task.metric, task.num_outputs, grid, seed)
+    if grid is None and task.kind != "regression":
+        grid = DEFAULT_KMER_C
+    res = fit_probe(X["train"], y["train"], X["dev"], y["dev"], task.kind, task.metric, task.num_outputs, grid, seed,
+                    scale="maxabs")
     res.test_metrics = compute_metrics(task.kind, y["test"], probe_scores(res.estimator, X["test"], task.kind,
                                                                           task.num_outputs))
     res.seconds = time.time() - t0

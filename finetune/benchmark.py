@@ -41,7 +41,7 @@ class BenchmarkConfig:
     probe_grid: list[float] = field(default_factory=list)  # probe penalties (empty = default)
     kmer: bool = True  # k-mer spectrum + logistic/ridge baseline
     kmer_k: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6])  # k values of the spectrum
-    kmer_grid: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 0.1, 1.0])  # k-mer penalties
+    kmer_grid: list[float] = field(default_factory=list)  # k-mer penalties (empty = 1e-3..100 / ridge default)
     kmer_full_train: bool = True  # also fit the k-mer baseline on the full train split when train was subsampled
     save_models: bool = False  # keep each fine-tuned model under OUT/TASK/finetune_POOLING/model
     progress_bar: bool = True  # progress bars
@@ -245,7 +245,7 @@ def results_markdown(df: pd.DataFrame, config: BenchmarkConfig, model, notes: di
                 values.append(_fmt(float(hit["test"].iloc[0])) if len(hit) else "—")
             lines.append(f"| {task} | {first.metric} | {sizes} | " + " | ".join(values) + " |")
         lines.append("")
-        if "k-mer" in " ".join(methods):
+        if any("full train" in m for m in methods):
             lines.append("Rows marked *full train* fit the k-mer baseline on the whole train split (the other methods "
                          "use the subsampled train split shown in the table); dev and test are the same for all.")
             lines.append("")

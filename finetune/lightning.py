@@ -303,6 +303,9 @@ def finetune(model, task: Task | str, config: FinetuneConfig | None = None, out_
     val_every = min(config.val_every, config.max_steps)
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
     trainer = L.Trainer(
         max_steps=config.max_steps, max_epochs=-1, val_check_interval=val_every, check_val_every_n_epoch=None,
         callbacks=callbacks, logger=False, enable_checkpointing=True, enable_progress_bar=config.progress_bar,

@@ -76,13 +76,16 @@ def embed_sequences(
     return tokens if per_token else pooled
 
 
-def _estimator(kind: str, value: float, seed: int):
+def _estimator(kind: str, value: float, seed: int, scale: str = "standard"):
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.multiclass import OneVsRestClassifier
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.preprocessing import MaxAbsScaler, StandardScaler
 
-    scaler = StandardScaler(with_mean=False)  # works on sparse k-mer counts and dense embeddings alike
+    if scale not in ("standard", "maxabs"):
+        raise ConfigError(f"scale must be standard or maxabs, got {scale!r}")
+    # standard: unit variance (embeddings); maxabs: keeps sparse k-mer frequencies sparse and rare k-mers small
+    scaler = StandardScaler(with_mean=False) if scale == "standard" else MaxAbsScaler()
     if kind in ("binary", "multiclass", "token_classification"):
         return make_pipeline(scaler, LogisticRegression(C=value, max_iter=2000, random_state=seed))
     if kind == "multilabel":
@@ -123,7 +126,7 @@ class ProbeResult:
 
 
 def fit_probe(X_train, y_train, X_dev, y_dev, kind: str, metric: str, num_outputs: int = 2,
-              grid: tuple[float, ...] | None = None, seed: int = 0) -> ProbeResult:
+              grid: tuple[float, ...] | None = None, seed: int = 0, scale: str = "standard") -> ProbeResult:
     """Fit a probe for every penalty in ``grid`` and keep the one best on dev by ``metric``.
 
     Args:
@@ -133,6 +136,7 @@ def fit_probe(X_train, y_train, X_dev, y_dev, kind: str, metric: str, num_output
         metric: the selection metric.
         num_outputs: classes of a multiclass task (probabilities for unseen classes are 0).
         grid: C values (logistic) or alphas (ridge); defaults DEFAULT_C / DEFAULT_ALPHA.
+        scale: feature scaling before the linear model: ``standard`` (unit variance) or ``maxabs``.
 
     Returns:
         :class:`ProbeResult` with the refit-free best estimator (fit on train only).
@@ -147,7 +151,7 @@ def fit_probe(X_train, y_train, X_dev, y_dev, kind: str, metric: str, num_output
     best, scores_by = None, {}
     sign = 1 if higher_is_better(metric) else -1
     for value in grid:
-        est = _estimator(kind, value, seed)
+        est = _estimator(kind, value, seed, scale)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             warnings.simplefilter("ignore", UserWarning)

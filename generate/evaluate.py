@@ -133,6 +133,17 @@ def evaluate_cre(
         elif len(reference.columns) == 1 and len(props) == 1:
             ref_cols[p] = 0
     ref_bins = spec.bins(ref_vals[:, [ref_cols[p] for p in props]]) if spec is not None and len(ref_cols) == len(props) else None
+    # oracle predictions of real sequences are compared only on rows the oracle did not train on (its held-out
+    # test rows) when the oracle directory lists them: predictions on training rows are overfit
+    heldout = _oracle_heldout(oracle_dir)
+    o_mask = np.array([s in heldout for s in ref_seqs], dtype=bool) if heldout else np.zeros(0, bool)
+    if o_mask.sum() >= 20:
+        real_rows = f"oracle held-out rows ({int(o_mask.sum())})"
+    else:
+        o_mask = np.ones(len(ref_seqs), dtype=bool)
+        real_rows = f"all reference rows ({len(ref_seqs)}; the oracle may have trained on them)"
+    pred_o, vals_o = pred_ref[o_mask], ref_vals[o_mask]
+    bins_o = ref_bins[o_mask] if ref_bins is not None else None
 
     novelty_d, novelty_i = nearest_distances(seqs, ref_all, progress=cfg.progress)
     real_n = int(np.median([len(v) for v in groups.values()]))
@@ -171,15 +182,15 @@ def evaluate_cre(
                 row[f"{p}:requested_class"] = want
                 row[f"{p}:fraction_in_class"] = float(np.mean((pr >= lo) & (pr < hi)))
                 # the oracle shrinks toward the mean; also compare with the class of real sequences' predictions
-                if ref_bins is not None:
+                if bins_o is not None:
                     j = props.index(p)
-                    rp = pred_ref[:, col]
-                    levels = [float(np.mean(ref_vals[:, ref_cols[p]] < e)) for e in pb.edges]
+                    rp = pred_o[:, col]
+                    levels = [float(np.mean(vals_o[:, ref_cols[p]] < e)) for e in pb.edges]
                     cal_edges = np.quantile(rp, levels)
                     cal_lo = -np.inf if want == 0 else cal_edges[want - 1]
                     cal_hi = np.inf if want == pb.n_bins - 1 else cal_edges[want]
                     row[f"{p}:fraction_in_class_calibrated"] = float(np.mean((pr >= cal_lo) & (pr < cal_hi)))
-                    real_pred = rp[ref_bins[:, j] == want]
+                    real_pred = rp[bins_o[:, j] == want]
                     row[f"{p}:real_class_oracle_mean"] = float(real_pred.mean()) if len(real_pred) else float("nan")
         div = diversity(gs, cfg.max_pairs, cfg.seed)
         row.update({f"diversity_{k}": v for k, v in div.items()})
@@ -219,19 +230,19 @@ def evaluate_cre(
         motif_summary = _motif_tables(motifs_path, groups, seqs, ref_seqs, ref_bins, props, cfg, out_dir)
 
     real_by_class = {}
-    if ref_bins is not None:
+    if bins_o is not None:
         for j, p in enumerate(props):
             pb = spec.property_bins(p)
-            real_by_class[p] = {
-                str(k): {
-                    "n": int((ref_bins[:, j] == k).sum()),
-                    "measured_mean": float(ref_vals[ref_bins[:, j] == k, ref_cols[p]].mean()) if (ref_bins[:, j] == k).any() else float("nan"),
-                    "oracle_mean": float(pred_ref[ref_bins[:, j] == k, cols[p]].mean()) if (ref_bins[:, j] == k).any() else float("nan"),
+            real_by_class[p] = {}
+            for k in range(pb.n_bins):
+                sel = bins_o[:, j] == k
+                real_by_class[p][str(k)] = {
+                    "n": int(sel.sum()),
+                    "measured_mean": float(vals_o[sel, ref_cols[p]].mean()) if sel.any() else float("nan"),
+                    "oracle_mean": float(pred_o[sel, cols[p]].mean()) if sel.any() else float("nan"),
                 }
-                for k in range(pb.n_bins)
-            }
     plot = out_dir / "activity.png"
-    _plot(plot, props, groups, requested, pred_gen, cols, pred_ref, ref_bins, spec)
+    _plot(plot, props, groups, requested, pred_gen, cols, pred_o, bins_o, spec, real_label="real: " + real_rows)
 
     summary = {
         "generated": str(generated),
@@ -244,6 +255,7 @@ def evaluate_cre(
         "conditions": rows,
         "high_vs_low": tests,
         "real_by_class": real_by_class,
+        "real_rows_for_oracle": real_rows,
         "real_baseline": baseline,
         "motifs": motif_summary,
         "plot": str(plot),
@@ -260,6 +272,16 @@ def evaluate_cre(
         for rid, g, s, preds, nd in per_seq:
             fh.write(f"{rid}\t{g}\t{s}\t" + "".join(f"{v:.5g}\t" for v in preds) + f"{nd}\n")
     return summary
+
+
+def _oracle_heldout(oracle_dir) -> set[str]:
+    """Sequences of the oracle's held-out test rows (``heldout_predictions.tsv``), or an empty set."""
+    path = Path(oracle_dir) / "heldout_predictions.tsv"
+    if not path.exists():
+        return set()
+    with open(path) as fh:
+        next(fh, None)
+        return {line.split("\t", 1)[0] for line in fh if line.strip()}
 
 
 def _fmt(v) -> str:
@@ -307,7 +329,7 @@ def _motif_tables(motifs_path, groups, seqs, ref_seqs, ref_bins, props, cfg: Eva
     return summary
 
 
-def _plot(path: Path, props, groups, requested, pred_gen, cols, pred_ref, ref_bins, spec) -> None:
+def _plot(path: Path, props, groups, requested, pred_gen, cols, pred_ref, ref_bins, spec, real_label="real") -> None:
     """Box plots of oracle predictions: generated by requested class beside real sequences by measured class."""
     import matplotlib
 
@@ -349,7 +371,7 @@ def _plot(path: Path, props, groups, requested, pred_gen, cols, pred_ref, ref_bi
         ax.set_ylabel(f"oracle prediction ({p})")
         from matplotlib.patches import Patch
 
-        ax.legend(handles=[Patch(color="#9e9e9e", label="real"), Patch(color="#1f77b4", label="generated")], loc="best")
+        ax.legend(handles=[Patch(color="#9e9e9e", label=real_label), Patch(color="#1f77b4", label="generated")], loc="best")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")

@@ -55,7 +55,8 @@ class OracleTrainConfig:
     weight_decay: float = 1e-2
     rc_augment: bool = False  # randomly reverse complement training sequences (orientation-free assays)
     seed: int = 0
-    progress: bool = True
+    progress: bool = True  # progress bar per epoch
+    log_epochs: bool = True  # print one line per epoch (losses, validation Spearman)
 
 
 def one_hot(sequences: Sequence[str], seq_len: int | None = None) -> torch.Tensor:
@@ -273,7 +274,7 @@ def train_oracle(
         val_metrics = correlation_metrics(pv, values[val_idx], target_names)
         history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_loss": val_mse,
                         "val_spearman": [val_metrics[n]["spearman"] for n in target_names]})
-        if cfg.progress:
+        if cfg.log_epochs:
             print(f"oracle epoch {epoch + 1}: train {np.mean(losses):.4f}  val {val_mse:.4f}  val spearman "
                   + " ".join(f"{n}={val_metrics[n]['spearman']:.3f}" for n in target_names), flush=True)
         if val_mse < best:

@@ -113,8 +113,9 @@ class GenerationReport:
     condition: str  # "A=4,B=0" ("" for an unconditioned model)
     requested: int
     accepted: int = 0
-    generated: int = 0  # candidates drawn (sampling) or hypotheses pruned + kept (beam search)
+    generated: int = 0  # candidates drawn (= accepted + rejected + surplus); beam search: hypotheses scored
     rejected: dict = field(default_factory=dict)  # reason -> count
+    surplus: int = 0  # candidates that passed but were not needed (the last batch overshot)
     seed: int | None = None
     method: str = "sampling"  # sampling | beam
     seconds: float = 0.0
@@ -129,7 +130,7 @@ class GenerationReport:
         cond = self.condition or "(unconditioned)"
         return (
             f"{cond}: {self.accepted}/{self.requested} sequences, {self.generated} candidates, "
-            f"{self.n_rejected} rejected ({why}), {self.seconds:.1f} s"
+            f"{self.n_rejected} rejected ({why}), {self.surplus} surplus, {self.seconds:.1f} s"
         )
 
     def to_dict(self) -> dict:
@@ -294,6 +295,8 @@ def sample(
                 report.accepted += 1
                 if bar is not None:
                     bar.update(1)
+            else:
+                report.surplus += 1
     if bar is not None:
         bar.close()
     report.seconds = time.time() - t0

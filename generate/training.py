@@ -191,6 +191,30 @@ def validation_table(loss_sum: np.ndarray, n_tokens: np.ndarray, bins: np.ndarra
     return rows
 
 
+class _quiet_lightning:
+    """Silence Lightning's informational banner (accelerator, tips) and its internal deprecation warnings."""
+
+    def __enter__(self):
+        import logging
+        import warnings
+
+        self._loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
+        self._levels = [lg.level for lg in self._loggers]
+        for lg in self._loggers:
+            lg.setLevel(logging.WARNING)
+        self._warn = warnings.catch_warnings()
+        self._warn.__enter__()
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        warnings.filterwarnings("ignore", message=".*litlogger.*")
+        return self
+
+    def __exit__(self, *exc):
+        for lg, level in zip(self._loggers, self._levels):
+            lg.setLevel(level)
+        self._warn.__exit__(*exc)
+        return False
+
+
 def finetune_generator(
     model,
     sequences: Sequence[str],
@@ -224,6 +248,8 @@ def finetune_generator(
     cfg = config or GeneratorTrainConfig()
     if cfg.max_steps < 1 or cfg.batch_size < 1 or cfg.eval_every < 1:
         raise ConfigError("max_steps, batch_size and eval_every must be positive")
+    if not 0 < cfg.val_fraction < 1:
+        raise ConfigError(f"val_fraction {cfg.val_fraction}: early stopping needs a validation split in (0, 1)")
     values = np.asarray(values, dtype=float).reshape(len(sequences), -1)
     train_idx, val_idx = split_indices(len(sequences), [cfg.val_fraction], seed=cfg.seed)
     if len(val_idx) > cfg.max_val_rows:
@@ -254,26 +280,28 @@ def finetune_generator(
 
     module = _lightning_module()(model, spec, cfg)
     eval_every = min(cfg.eval_every, cfg.max_steps)
-    trainer = L.Trainer(
-        max_steps=cfg.max_steps,
-        max_epochs=-1,
-        val_check_interval=eval_every,
-        check_val_every_n_epoch=None,
-        callbacks=[EarlyStopping(monitor="val_loss", mode="min", patience=cfg.patience, check_on_train_epoch_end=False)],
-        accelerator="auto",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=cfg.progress,
-        num_sanity_val_steps=0,
-        gradient_clip_val=1.0,
-    )
+    with _quiet_lightning():
+        trainer = L.Trainer(
+            max_steps=cfg.max_steps,
+            max_epochs=-1,
+            val_check_interval=eval_every,
+            check_val_every_n_epoch=None,
+            callbacks=[EarlyStopping(monitor="val_loss", mode="min", patience=cfg.patience, check_on_train_epoch_end=False)],
+            accelerator="auto",
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=cfg.progress,
+            num_sanity_val_steps=0,
+            gradient_clip_val=1.0,
+        )
     model.train()
-    trainer.fit(module, dl_train, dl_val)
-    steps_done = int(trainer.global_step)
-    if not module.history or module.history[-1]["step"] != steps_done:
-        trainer.validate(module, dl_val, verbose=False)  # final validation so the last weights are considered
+    with _quiet_lightning():
+        trainer.fit(module, dl_train, dl_val)
+        steps_done = int(trainer.global_step)
+        if not module.history or module.history[-1]["step"] != steps_done:
+            trainer.validate(module, dl_val, verbose=False)  # final validation so the last weights are considered
     model.load_state_dict(module.best_state)
     model.eval().cpu()
     out_dir = Path(out_dir)

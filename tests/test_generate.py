@@ -126,7 +126,7 @@ def test_constraints_honoured_and_reported():
     for s in seqs:
         assert 8 <= s.count("G") + s.count("C") <= 12
         assert "AA" not in s and "TT" not in s and "CG" not in s
-    assert rep.accepted == 20 and rep.generated == 20 + rep.n_rejected and rep.n_rejected > 0
+    assert rep.accepted == 20 and rep.generated == 20 + rep.n_rejected + rep.surplus and rep.n_rejected > 0
     assert set(rep.rejected) <= {"gc_low", "gc_high", "motif:AA", "motif:TT", "motif:CG"}
     # a forbidden single base is removed from the alphabet, not rejected
     seqs, rep = sample(model, "expr=2", num=5, length=30, seed=0, forbid_motifs=["G"], return_report=True)
@@ -231,3 +231,31 @@ def test_finetune_learns_conditions(tmp_path):
     low = "".join(sample(gen, "act=0", num=20, length=16, seed=0))
     high = "".join(sample(gen, "act=1", num=20, length=16, seed=0))
     assert low.count("A") > 2 * low.count("T") and high.count("T") > 2 * high.count("A")
+
+
+def test_early_stopping_restores_best_weights(tmp_path):
+    """Random sequences: the model can only memorise, so validation loss rises and training stops early."""
+    rng = np.random.default_rng(1)
+    seqs = ["".join(rng.choice(list("ACGT"), 24)) for _ in range(60)]
+    vals = rng.random((60, 1))
+    torch.manual_seed(0)
+    model = dnalm.build_model("transformer-tiny", d_model=64, n_layer=2, max_length=64)
+    cfg = GeneratorTrainConfig(n_bins=2, max_steps=400, eval_every=10, patience=2, lr=1e-2, warmup_steps=1,
+                               batch_size=16, val_fraction=0.25, progress=False)
+    rep = finetune_generator(model, seqs, vals, ["v"], tmp_path / "g", cfg)
+    assert rep["stopped_early"] and rep["steps"] < 400 and rep["best_step"] < rep["steps"]
+    log = (tmp_path / "g" / "training_log.tsv").read_text().splitlines()[1:]
+    val = [float(line.split("\t")[2]) for line in log]
+    assert min(val) == pytest.approx(rep["best_val_loss"]) and val[-1] > min(val)
+    # the saved weights are the best ones: recomputing the validation loss gives the best value
+    from generate.data import split_indices
+    from generate.training import per_sequence_loss
+
+    gen = load_generator(tmp_path / "g")
+    _, val_idx = split_indices(60, [0.25], seed=0)
+    spec = gen.conditioning
+    toks = np.array([[gen.tokenizer.vocab[spec.properties[0].token(k)]] for k in spec.bins(vals[val_idx])[:, 0]])
+    ids, labels = encode_examples(gen.tokenizer, [seqs[i] for i in val_idx], toks)
+    with torch.no_grad():
+        s, n = per_sequence_loss(gen, ids, labels)
+    assert float(s.sum() / n.sum()) == pytest.approx(rep["best_val_loss"], rel=1e-4)

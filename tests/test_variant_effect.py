@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-
 import numpy as np
 import pandas as pd
 import pysam
@@ -38,8 +36,13 @@ def _one_thread():
 def tiny(preset="transformer-tiny", seed=0, **kw):
     small = {
         "transformer-tiny": dict(d_model=32, n_layer=2, attention=dict(n_heads=4, rotary=True)),
-        "hybridna-tiny": dict(d_model=32, n_layer=3, attn_layer_idx=[1], attention=dict(n_heads=2),
-                              mamba2=dict(d_state=8, headdim=16, chunk_size=16)),
+        "hybridna-tiny": dict(
+            d_model=32,
+            n_layer=3,
+            attn_layer_idx=[1],
+            attention=dict(n_heads=2),
+            mamba2=dict(d_state=8, headdim=16, chunk_size=16),
+        ),
         "hyenadna-tiny": dict(d_model=32, n_layer=2, d_intermediate=64, max_length=256),
     }[preset]
     torch.manual_seed(seed)
@@ -59,8 +62,7 @@ def genome(tmp_path_factory):
     seqs["1"] = seqs["1"][:100] + seqs["1"][100:140].lower() + seqs["1"][140:]
     path = tmp_path_factory.mktemp("genome") / "toy.fa"
     with open(path, "w") as fh:
-        for name, s in seqs.items():
-            fh.write(f">{name}\n" + "\n".join(s[i:i + 60] for i in range(0, len(s), 60)) + "\n")
+        fh.writelines(f">{name}\n" + "\n".join(s[i : i + 60] for i in range(0, len(s), 60)) + "\n" for name, s in seqs.items())
     g = dnalm.Genome(path)
     g.seqs = {k: v.upper() for k, v in seqs.items()}  # the truth, for the naive references below
     return g
@@ -73,14 +75,14 @@ def naive_windows(seq: str, pos: int, ref: str, alt: str, W: int, strand: str):
     p = pos - 1 + len(pad)
     if strand == "+":
         L = W // 2
-        return tuple((s[p - L:p] + a + s[p + len(ref):])[:W] for a in (ref, alt))
+        return tuple((s[p - L : p] + a + s[p + len(ref) :])[:W] for a in (ref, alt))
     R = W - W // 2 - 1
     out = []
     for a in (ref, alt):
-        right = s[p + len(ref):p + len(ref) + R]
+        right = s[p + len(ref) : p + len(ref) + R]
         left_n = W - R - len(a)
-        w = (s[p - left_n:p] if left_n > 0 else "") + a + right
-        out.append(reverse_complement(w[len(w) - W:]))
+        w = (s[p - left_n : p] if left_n > 0 else "") + a + right
+        out.append(reverse_complement(w[len(w) - W :]))
     return tuple(out)
 
 
@@ -97,9 +99,17 @@ def direct_scores(model, ref_w: str, alt_w: str):
 
 
 VARIANTS = [  # (chrom, pos, ref, alt) on the toy genome; REF filled in from the genome
-    ("1", 150, None, "A"), ("1", 150, None, "C"), ("1", 150, None, "G"), ("1", 150, None, "T"),  # 3 ALTs + REF==ALT
-    ("1", 1, None, "G"), ("1", 300, None, "G"), ("2", 60, None, "T"),  # chromosome ends, second chromosome
-    ("1", 80, 3, "X1"), ("1", 90, 1, "X+ACGTAC"), ("1", 298, 3, "X1"), ("2", 2, 1, "X+TTTT"),  # deletions/insertions
+    ("1", 150, None, "A"),
+    ("1", 150, None, "C"),
+    ("1", 150, None, "G"),
+    ("1", 150, None, "T"),  # 3 ALTs + REF==ALT
+    ("1", 1, None, "G"),
+    ("1", 300, None, "G"),
+    ("2", 60, None, "T"),  # chromosome ends, second chromosome
+    ("1", 80, 3, "X1"),
+    ("1", 90, 1, "X+ACGTAC"),
+    ("1", 298, 3, "X1"),
+    ("2", 2, 1, "X+TTTT"),  # deletions/insertions
 ]
 
 
@@ -107,7 +117,7 @@ def variant_table(genome):
     rows = []
     for chrom, pos, rlen, alt in VARIANTS:
         seq = genome.seqs[chrom]
-        ref = seq[pos - 1:pos - 1 + (rlen or 1)]
+        ref = seq[pos - 1 : pos - 1 + (rlen or 1)]
         if alt == "X1":
             alt = ref[0]
         elif alt.startswith("X+"):
@@ -145,8 +155,16 @@ def test_snv_minus_window_is_reverse_complement_and_ends_pad_with_n(genome):
 def test_scores_match_a_direct_computation(model, genome, strands):
     df = variant_table(genome)
     W = 24
-    got = score_variants(model, genome, df, window=W, strands=strands, scores=("llr", "llr_sum", "embedding_cosine"),
-                         batch_size=4, progress=False)
+    got = score_variants(
+        model,
+        genome,
+        df,
+        window=W,
+        strands=strands,
+        scores=("llr", "llr_sum", "embedding_cosine"),
+        batch_size=4,
+        progress=False,
+    )
     assert (got["status"] == "ok").all()
     for row, g in zip(df.itertuples(index=False), got.itertuples()):
         per_strand = [
@@ -172,7 +190,7 @@ def test_prefix_reuse_gives_the_same_scores(genome, preset):
 
 
 def test_ref_against_itself_scores_zero(model, genome):
-    seqs = [genome.seqs["1"][i:i + 40] for i in (0, 50, 200)]
+    seqs = [genome.seqs["1"][i : i + 40] for i in (0, 50, 200)]
     for reuse in (True, False):
         out = score_sequence_pairs(model, seqs, seqs, scores=("llr", "embedding_cosine"), reuse_prefix=reuse)
         np.testing.assert_allclose(out["llr"], 0, atol=1e-12)
@@ -200,8 +218,13 @@ def test_head_delta(model, genome):
 
 # ---------------------------------------------------------------------------------------- messy VCF records
 def _write_vcf(path, genome, lines):
-    header = ["##fileformat=VCFv4.2"] + [f"##contig=<ID=chr{c},length={n}>" for c, n in genome.chrom_sizes.items()]
-    header += ['##INFO=<ID=DP,Number=1,Type=Integer,Description="depth">', "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
+    header = ["##fileformat=VCFv4.2"] + [
+        f"##contig=<ID=chr{c},length={n}>" for c, n in genome.chrom_sizes.items()
+    ]
+    header += [
+        '##INFO=<ID=DP,Number=1,Type=Integer,Description="depth">',
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO",
+    ]
     path.write_text("\n".join(header + lines) + "\n")
     return path
 
@@ -225,8 +248,12 @@ def test_messy_vcf_every_record_kept(model, genome, tmp_path):
     by_id = {vid: g for vid, g in scores.groupby("id")}
     assert by_id["lower"]["status"].tolist() == ["ok"] and by_id["lower"]["genome_chrom"].tolist() == ["1"]
     assert by_id["multi"]["status"].tolist() == ["ok"] * 3 and by_id["multi"]["allele"].tolist() == [1, 2, 3]
-    for vid, status in [("mismatch", "ref_mismatch"), ("symbolic", "symbolic_allele"), ("unknown", "unknown_chrom"),
-                        ("noalt", "missing_alt")]:
+    for vid, status in [
+        ("mismatch", "ref_mismatch"),
+        ("symbolic", "symbolic_allele"),
+        ("unknown", "unknown_chrom"),
+        ("noalt", "missing_alt"),
+    ]:
         assert by_id[vid]["status"].tolist() == [status]
         assert by_id[vid][["llr", "embedding_cosine"]].isna().all().all()
     assert scores.loc[scores["status"] == "ok", "llr"].notna().all()
@@ -235,12 +262,22 @@ def test_messy_vcf_every_record_kept(model, genome, tmp_path):
         write_variant_scores(scores, out, source=vcf, genome=genome)
         with pysam.VariantFile(str(out)) as vf:
             recs = list(vf)
-        assert [r.id for r in recs] == [line.split("\t")[2] for line in (
-            lines if out.suffix == ".vcf" else sorted(lines, key=lambda x: (x.split("\t")[0] == "chrUn",
-                                                                           x.split("\t")[0], int(x.split("\t")[1]))))]
+        assert [r.id for r in recs] == [
+            line.split("\t")[2]
+            for line in (
+                lines
+                if out.suffix == ".vcf"
+                else sorted(
+                    lines,
+                    key=lambda x: (x.split("\t")[0] == "chrUn", x.split("\t")[0], int(x.split("\t")[1])),
+                )
+            )
+        ]
         got = {r.id: r for r in recs}
         assert got["multi"].info["DNALM_STATUS"] == ("ok", "ok", "ok")
-        np.testing.assert_allclose(got["multi"].info["DNALM_LLR"], by_id["multi"]["llr"], rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(
+            got["multi"].info["DNALM_LLR"], by_id["multi"]["llr"], rtol=1e-5, atol=1e-9
+        )
         assert got["mismatch"].info["DNALM_STATUS"] == ("ref_mismatch",)
         assert got["mismatch"].info["DNALM_LLR"] == (None,)
         assert got["unknown"].info["DNALM_STATUS"] == ("unknown_chrom",)
@@ -273,7 +310,19 @@ def test_celegans_vcf_cli(celegans_dir, tmp_path):
     small = vcf
     model_dir = tmp_path / "model"
     tiny(d_model=16, n_layer=1).save_pretrained(model_dir)
-    common = ["--model", str(model_dir), "--fasta", str(fasta), "--vcf", str(small), "--window", "16", "--no-progress"]
+    common = [
+        "--model",
+        str(model_dir),
+        "--fasta",
+        str(fasta),
+        "--vcf",
+        str(small),
+        "--window",
+        "16",
+        "--batch-size",
+        "128",
+        "--no-progress",
+    ]
     assert cli_main(["score-variants", *common, "--out", str(tmp_path / "o.vcf.gz")]) == 0
     assert cli_main(["score-variants", *common, "--out", str(tmp_path / "o.tsv")]) == 0
 
@@ -281,7 +330,9 @@ def test_celegans_vcf_cli(celegans_dir, tmp_path):
         out = list(vf)
     with pysam.VariantFile(str(small)) as vf:
         inp = list(vf)
-    assert [(r.chrom, r.pos, r.id, r.ref, r.alts) for r in out] == [(r.chrom, r.pos, r.id, r.ref, r.alts) for r in inp]
+    assert [(r.chrom, r.pos, r.id, r.ref, r.alts) for r in out] == [
+        (r.chrom, r.pos, r.id, r.ref, r.alts) for r in inp
+    ]
     mismatches = [r for r in out if r.info["DNALM_STATUS"] != ("ok",)]
     genome = dnalm.Genome(fasta)
     expected = dnalm.read_variants(small, genome)
@@ -289,22 +340,41 @@ def test_celegans_vcf_cli(celegans_dir, tmp_path):
     assert len(mismatches) == 10 and all(r.info["DNALM_STATUS"] == ("ref_mismatch",) for r in mismatches)
 
     tsv = pd.read_csv(tmp_path / "o.tsv", sep="\t")
-    api = score_variants(dnalm.load_model(model_dir), genome, small, window=16, progress=False)
-    np.testing.assert_allclose(tsv["llr"], api["llr"], rtol=1e-6, atol=1e-12)
-    vcf_llr = np.array([r.info["DNALM_LLR"][0] if r.info["DNALM_LLR"][0] is not None else np.nan for r in out])
-    np.testing.assert_allclose(vcf_llr, api["llr"], rtol=1e-5, atol=1e-9)
-    vcf_cos = np.array([r.info["DNALM_EMB_COS"][0] if r.info["DNALM_EMB_COS"][0] is not None else np.nan for r in out])
-    np.testing.assert_allclose(vcf_cos, api["embedding_cosine"], rtol=1e-5, atol=1e-9)
+    api = score_variants(
+        dnalm.load_model(model_dir), genome, small, window=16, batch_size=512, progress=False
+    )
+    np.testing.assert_allclose(tsv["llr"], api["llr"], rtol=1e-5, atol=1e-8)
+    vcf_llr = np.array(
+        [r.info["DNALM_LLR"][0] if r.info["DNALM_LLR"][0] is not None else np.nan for r in out]
+    )
+    np.testing.assert_allclose(vcf_llr, api["llr"], rtol=1e-5, atol=1e-8)
+    vcf_cos = np.array(
+        [r.info["DNALM_EMB_COS"][0] if r.info["DNALM_EMB_COS"][0] is not None else np.nan for r in out]
+    )
+    np.testing.assert_allclose(vcf_cos, api["embedding_cosine"], rtol=1e-5, atol=1e-8)
 
 
 def test_cli_strict_and_bad_output(tmp_path, genome, capsys):
     model_dir = tmp_path / "model"
     tiny(d_model=16, n_layer=1).save_pretrained(model_dir)
     s1 = genome.seqs["1"]
-    vcf = _write_vcf(tmp_path / "in.vcf", genome, [f"chr1\t10\tok\t{s1[9]}\tN\t.\t.\t.",
-                                                   f"chr1\t12\tbad\t{'A' if s1[11] != 'A' else 'C'}\tG\t.\t.\t."])
-    args = ["score-variants", "--model", str(model_dir), "--fasta", str(genome.path), "--vcf", str(vcf),
-            "--window", "8", "--no-progress"]
+    vcf = _write_vcf(
+        tmp_path / "in.vcf",
+        genome,
+        [f"chr1\t10\tok\t{s1[9]}\tN\t.\t.\t.", f"chr1\t12\tbad\t{'A' if s1[11] != 'A' else 'C'}\tG\t.\t.\t."],
+    )
+    args = [
+        "score-variants",
+        "--model",
+        str(model_dir),
+        "--fasta",
+        str(genome.path),
+        "--vcf",
+        str(vcf),
+        "--window",
+        "8",
+        "--no-progress",
+    ]
     assert cli_main([*args, "--strict", "--out", str(tmp_path / "o.vcf")]) == 2
     err = capsys.readouterr().err
     assert "record 2" in err and "ref_mismatch" in err and "Traceback" not in err
@@ -324,7 +394,7 @@ def test_ism_matches_direct_mutants(model):
             if b == base:
                 assert got[i, x] == 0.0
             elif i % 4 == 0 or base == "N":  # a sample of positions, and the N (four changes)
-                mutant = seq[:i] + b + seq[i + 1:]
+                mutant = seq[:i] + b + seq[i + 1 :]
                 assert got[i, x] == pytest.approx(direct_scores(model, seq, mutant)[0], abs=1e-6)
 
 
@@ -335,9 +405,15 @@ def test_ism_strands_and_region(model, genome):
     np.testing.assert_allclose(minus, rc[::-1, ::-1], atol=1e-12)
     both = ism(model, seq, strands="both", progress=False)
     np.testing.assert_allclose(both, (minus + ism(model, seq, progress=False)) / 2, atol=1e-12)
-    np.testing.assert_allclose(ism(model, "1:101-130", genome, progress=False), ism(model, seq, progress=False), atol=1e-9)
+    np.testing.assert_allclose(
+        ism(model, "1:101-130", genome, progress=False), ism(model, seq, progress=False), atol=1e-9
+    )
     flanked = ism(model, "1:101-130", genome, flank=5, progress=False)
     assert flanked.shape == (30, 4)
+    # at a chromosome end the flank is N padding: same as scoring the padded sequence and keeping its middle
+    at_start = ism(model, "chr1:1-10", genome, flank=5, progress=False)
+    padded = ism(model, "NNNNN" + genome.seqs["1"][:15], progress=False)
+    np.testing.assert_allclose(at_start, padded[5:15], atol=1e-6)
     with pytest.raises(InputError):
         ism(model, "1:101-130", progress=False)  # a region needs a genome
 
@@ -346,8 +422,25 @@ def test_ism_cli(tmp_path, genome):
     model_dir = tmp_path / "model"
     tiny(d_model=16, n_layer=1).save_pretrained(model_dir)
     prefix = tmp_path / "ism" / "out"
-    assert cli_main(["ism", "--model", str(model_dir), "--fasta", str(genome.path), "--region", "1:11-40",
-                     "--flank", "4", "--out", str(prefix), "--no-progress"]) == 0
+    assert (
+        cli_main(
+            [
+                "ism",
+                "--model",
+                str(model_dir),
+                "--fasta",
+                str(genome.path),
+                "--region",
+                "1:11-40",
+                "--flank",
+                "4",
+                "--out",
+                str(prefix),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     table = pd.read_csv(f"{prefix}.tsv", sep="\t")
     assert list(table.columns) == ["chrom", "position", "ref", "A", "C", "G", "T", "importance"]
     assert table["position"].tolist() == list(range(11, 41))
@@ -356,3 +449,58 @@ def test_ism_cli(tmp_path, genome):
     with open(f"{prefix}.png", "rb") as fh:
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
     assert cli_main(["ism", "--model", str(model_dir), "--sequence", "ACGTQ", "--out", str(prefix)]) == 2
+
+
+def test_cli_head_from_finetuned_dir(tmp_path, genome):
+    heads = pytest.importorskip("finetune.heads")
+    model_dir, head_dir = tmp_path / "model", tmp_path / "finetuned"
+    backbone = tiny(d_model=16, n_layer=1)
+    backbone.save_pretrained(model_dir)
+    torch.manual_seed(1)
+    heads.SequenceModel(backbone, heads.HeadConfig(kind="regression", num_outputs=1)).save_pretrained(
+        head_dir
+    )
+    df = variant_table(genome)
+    vcf = _write_vcf(
+        tmp_path / "in.vcf",
+        genome,
+        [f"chr{c}\t{p}\t.\t{r}\t{a}\t.\t.\t." for c, p, r, a in df.itertuples(index=False)],
+    )
+    assert (
+        cli_main(
+            [
+                "score-variants",
+                "--model",
+                str(model_dir),
+                "--fasta",
+                str(genome.path),
+                "--vcf",
+                str(vcf),
+                "--head",
+                str(head_dir),
+                "--window",
+                "16",
+                "--out",
+                str(tmp_path / "o.vcf"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    with pysam.VariantFile(str(tmp_path / "o.vcf")) as vf:
+        got = np.array([r.info["DNALM_HEAD"][0] for r in vf])
+    clf = heads.SequenceModel.load(head_dir)
+    api = score_variants(
+        dnalm.load_model(model_dir), genome, vcf, window=16, scores=("llr",), head=clf, progress=False
+    )
+    np.testing.assert_allclose(got, api["head"], rtol=1e-5, atol=1e-8)
+    assert np.abs(got).max() > 0
+    # by hand: predict(ALT window) - predict(REF window), mean over both strands
+    c, p, r, a = df.iloc[0]
+    deltas = []
+    for strand in "+-":
+        ref_w, alt_w = variant_windows(genome, c, p, r, a, 16, strand)
+        ids = torch.tensor([TOK.encode(ref_w), TOK.encode(alt_w)])
+        y = clf.predict(ids, torch.ones_like(ids)).reshape(-1)
+        deltas.append(float(y[1] - y[0]))
+    assert got[0] == pytest.approx(np.mean(deltas), rel=1e-5)

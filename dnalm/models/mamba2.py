@@ -104,9 +104,9 @@ def _skip_and_gate(
     y: torch.Tensor, x: torch.Tensor, D: torch.Tensor | None, z: torch.Tensor | None
 ) -> torch.Tensor:
     """y + D * x, then * silu(z): the tail shared by both scans. y, x, z: (B, L, H, P); D: (H,) or (H, P)."""
-    if D is not None:
+    if D is not None:  # in place into the scan's own output (addcmul's backward never reads y)
         D = D.to(y.dtype)
-        y = torch.addcmul(y, x, D[:, None] if D.dim() == 1 else D)
+        y = y.addcmul_(x, D[:, None] if D.dim() == 1 else D)
     if z is not None:
         y = y * F.silu(z.to(y.dtype))
     return y
@@ -267,6 +267,7 @@ def ssd_chunked(
             part = slice(c0, c0 + block)
             y_blk, h = _ssd_block(xdt[:, part], dA[:, part], Bc[:, part], Cc[:, part], h)
             y[:, part] = y_blk.permute(0, 1, 4, 2, 3, 5)  # (B, k, Q, G, R, P)
+        del xdt  # free the largest temporary before the skip term
         y = y.view(batch, nchunks * Q, nheads, headdim)[:, :length]  # (B, L, H, P)
         y = _skip_and_gate(y, xf, D, z).to(x.dtype)
         final = h.reshape(batch, nheads, headdim, dstate)
@@ -306,8 +307,8 @@ class RMSNormGated(nn.Module):
         if z is not None and not self.norm_before_gate:
             x = x * F.silu(z.to(cdt))
         xg = x.unflatten(-1, (-1, self.group_size))  # (..., groups, group_size)
-        xg = xg * torch.rsqrt(xg.square().mean(-1, keepdim=True) + self.eps)
-        out = xg.flatten(-2) * self.weight.to(cdt)  # (..., hidden_size)
+        ms = torch.linalg.vector_norm(xg, dim=-1, keepdim=True).square() / self.group_size  # mean square
+        out = (xg * torch.rsqrt(ms + self.eps)).flatten(-2) * self.weight.to(cdt)  # (..., hidden_size)
         if z is not None and self.norm_before_gate:
             out = out * F.silu(z.to(cdt))
         return out.to(dtype)
@@ -431,6 +432,8 @@ class Mamba2(nn.Module):
         fast = self._use_kernels(x)
         zxbcdt = self.in_proj(x)  # (B, T, d_in_proj)
         z, xBC, dt = torch.split(zxbcdt, [self.d_inner, self.conv_dim, self.nheads], dim=-1)
+        del zxbcdt
+        z = z.contiguous()  # its own storage, so the projection is freed once xBC and dt are consumed
         xBC = self._conv(xBC, state, fast)  # (B, T, conv_dim), after SiLU
         xs, B, C = torch.split(
             xBC, [self.d_inner, self.ngroups * self.d_state, self.ngroups * self.d_state], dim=-1
@@ -470,11 +473,13 @@ class Mamba2(nn.Module):
                 initial_states=init,
                 return_final_states=state is not None,
             )
+        del xBC, xs, B, C  # free the conv output before the norm's temporaries
         if state is not None:
             y, final = out
             state["ssm_state"] = final.to(state["ssm_state"].dtype)
         else:
             y = out
+        del out
         y = y.flatten(-2)  # (B, T, d_inner)
         if self.config.rmsnorm:
             y = self.norm(y, z)
@@ -484,28 +489,36 @@ class Mamba2(nn.Module):
         """Depthwise causal conv + SiLU over (B, T, conv_dim), continuing from ``state['conv_state']`` if given."""
         length, k = xBC.shape[1], self.d_conv
         weight = self.conv1d.weight.squeeze(1)  # (conv_dim, d_conv)
+        prefix = None  # (B, d_conv - 1, conv_dim): the inputs before x, oldest first; None means zeros
         if state is not None:
-            prev = state["conv_state"]  # (B, conv_dim, d_conv)
-            full = torch.cat([prev.transpose(1, 2).to(xBC.dtype), xBC], dim=1)  # (B, d_conv + T, conv_dim)
-            new_state = full[:, -k:].transpose(1, 2)  # (B, conv_dim, d_conv)
-            state["conv_state"] = new_state.to(prev.dtype).contiguous()
-            xpad = full[:, 1:]  # (B, d_conv - 1 + T, conv_dim): the d_conv - 1 previous inputs, then x
-        else:
-            xpad = F.pad(xBC, (0, 0, k - 1, 0))  # (B, d_conv - 1 + T, conv_dim), zeros before the start
+            prev = state["conv_state"].transpose(1, 2).to(xBC.dtype)  # (B, d_conv, conv_dim)
+            prefix = prev[:, 1:]
+            tail = torch.cat([prev, xBC[:, -k:]], dim=1)[:, -k:]  # (B, d_conv, conv_dim): the newest inputs
+            state["conv_state"] = tail.transpose(1, 2).to(state["conv_state"].dtype).contiguous()
         if fast:  # pragma: no cover - needs CUDA and causal_conv1d
+            xpad = (
+                xBC if prefix is None else torch.cat([prefix, xBC], dim=1)
+            )  # (B, [d_conv - 1 +] T, conv_dim)
             out = causal_conv1d_fn(
                 xpad.transpose(1, 2).contiguous(), weight, self.conv1d.bias, activation="silu"
             )
             return out[..., -length:].transpose(1, 2)  # (B, T, conv_dim)
-        # k shifted multiply-adds in the (B, T, channels) layout: several times faster than a depthwise
-        # F.conv1d on CPU at long lengths, and no transposes.
+        # out[t] = sum_i w[i] u[t - (k-1) + i]: k shifted multiply-adds in the (B, T, channels) layout, several
+        # times faster than a depthwise F.conv1d on CPU at long lengths, with no padded copy. In place is
+        # autograd-safe: mul/addcmul backward never reads `out`.
         cdt = torch.promote_types(xBC.dtype, weight.dtype)
-        out = xpad[:, :length].to(cdt) * weight[:, 0].to(cdt)
-        for i in range(1, k):  # in place is autograd-safe: mul/addcmul backward never reads `out`
-            out.addcmul_(xpad[:, i : i + length].to(cdt), weight[:, i].to(cdt))
+        w = weight.to(cdt)
+        out = xBC.to(cdt) * w[:, k - 1]
+        for i in range(k - 1):
+            shift = k - 1 - i
+            if shift < length:
+                out[:, shift:].addcmul_(xBC[:, : length - shift].to(cdt), w[:, i])
+            if prefix is not None:
+                n = min(shift, length)
+                out[:, :n].addcmul_(prefix[:, i : i + n].to(cdt), w[:, i])
         if self.conv1d.bias is not None:
             out.add_(self.conv1d.bias.to(cdt))
-        return F.silu(out).to(xBC.dtype)  # (B, T, conv_dim)
+        return F.silu(out, inplace=not out.requires_grad).to(xBC.dtype)  # (B, T, conv_dim)
 
     def _step(self, x: torch.Tensor, state: dict) -> torch.Tensor:
         """One token (B, 1, d_model) -> (B, 1, d_model); O(1) in the context length."""

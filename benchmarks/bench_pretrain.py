@@ -1,0 +1,78 @@
+"""Pretraining throughput: training tokens/s (forward + backward + AdamW step) per model variant and length.
+
+Prints a table. The numbers size `config/pretrain/demo.yaml`: tokens/s x seconds = tokens the demo can see.
+
+    python benchmarks/bench_pretrain.py --threads 2 --tokens 8192 --steps 3
+    python benchmarks/bench_pretrain.py --variants hybridna-tiny hybridna-tiny:chunk64 --lengths 256 1024
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+# name -> (preset, LMConfig overrides)
+VARIANTS = {
+    "hybridna-tiny": ("hybridna-tiny", {}),
+    "hybridna-tiny:chunk64": ("hybridna-tiny", {"mamba2": {"chunk_size": 64}}),
+    "hybridna-tiny:chunk128": ("hybridna-tiny", {"mamba2": {"chunk_size": 128}}),
+    "hybridna-tiny:d16-chunk64": ("hybridna-tiny", {"mamba2": {"d_state": 16, "chunk_size": 64}}),
+    "hybridna-tiny:d32-chunk64": ("hybridna-tiny", {"mamba2": {"d_state": 32, "chunk_size": 64}}),
+    "transformer-tiny": ("transformer-tiny", {}),
+    "mamba2-tiny": ("mamba2-tiny", {}),
+    "hyenadna-tiny": ("hyenadna-tiny", {}),
+}
+
+
+def bench(variant: str, length: int, tokens: int, steps: int) -> dict:
+    from dnalm.pretrain import PretrainModule, parameter_groups
+    from dnalm.pretrain_config import _deep_merge
+    from dnalm.models.lm import PRESETS, LMConfig, DNALM
+    import copy
+
+    preset, over = VARIANTS[variant]
+    cfg = LMConfig.from_dict(_deep_merge(copy.deepcopy(PRESETS[preset]), over))
+    model = DNALM(cfg)
+    opt = torch.optim.AdamW([{k: v for k, v in g.items() if k != "names"} for g in parameter_groups(model, 0.1)], lr=1e-3)
+    batch = max(1, tokens // length)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(7, 11, (batch, length), generator=g)
+    y = torch.randint(7, 11, (batch, length), generator=g)
+    times = []
+    for i in range(steps + 1):
+        t0 = time.perf_counter()
+        loss = PretrainModule.loss_fn(model(x).logits, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if i:  # the first step warms up allocators
+            times.append(time.perf_counter() - t0)
+    best = min(times)
+    return {"variant": variant, "params": model.num_parameters(), "length": length, "batch": batch,
+            "s_per_step": best, "tokens_per_s": batch * length / best}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variants", nargs="+", default=["hybridna-tiny", "hybridna-tiny:chunk64", "transformer-tiny"],
+                    choices=list(VARIANTS))
+    ap.add_argument("--lengths", nargs="+", type=int, default=[256, 1024])
+    ap.add_argument("--tokens", type=int, default=8192, help="tokens per step (batch = tokens // length)")
+    ap.add_argument("--steps", type=int, default=3, help="timed steps (best reported)")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} threads, {args.tokens} tokens/step, best of {args.steps} steps")
+    print(f"{'variant':<28} {'params':>9} {'length':>7} {'batch':>6} {'s/step':>8} {'tokens/s':>10}")
+    for v in args.variants:
+        for length in args.lengths:
+            r = bench(v, length, args.tokens, args.steps)
+            print(f"{r['variant']:<28} {r['params']:>9,} {r['length']:>7} {r['batch']:>6} {r['s_per_step']:>8.2f} "
+                  f"{r['tokens_per_s']:>10,.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Run a benchmark suite: fine-tuned model, frozen-embedding probe and k-mer baseline for every task.
+
+SUITE is gue, genomic-benchmarks or bend (tasks discovered in --data) or a suite YAML file (see
+config/benchmark/). Writes OUT/results.csv, OUT/results.md, OUT/results.png and per-task folders.
+"""
+
+from __future__ import annotations
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--model", required=True, help="pretrained model directory (or a preset name for random init)")
+    p.add_argument("--suite", required=True, help="gue | genomic-benchmarks | bend | SUITE.yaml")
+    p.add_argument("--data", help="folder holding the suite's tasks (e.g. ../shared/data/gue)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--tasks", help="comma-separated task names to run (default: all in the suite)")
+    p.add_argument("--config", help="YAML of benchmark settings (BenchmarkConfig fields; e.g. config/benchmark/gue_prom.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting: a BenchmarkConfig field (poolings=mean,echo; kmer=false) or a fine-tuning "
+                        "field (max_steps=200, also as finetune.max_steps=200); repeatable")
+
+
+def run(args) -> int:
+    import dataclasses
+    import shlex
+    import sys
+    from pathlib import Path
+
+    from finetune.benchmark import BenchmarkConfig, run_benchmark
+    from finetune.config import apply_overrides
+    from finetune.lightning import FinetuneConfig
+
+    base_dir = None
+    if args.suite.lower().endswith((".yaml", ".yml")):
+        cfg = BenchmarkConfig.load(args.suite)
+        base_dir = Path(args.suite).parent
+        if args.config:
+            from dnalm.errors import ConfigError
+
+            raise ConfigError("give the settings either in the suite YAML or with --config, not both")
+    else:
+        cfg = BenchmarkConfig.load(args.config) if args.config else BenchmarkConfig()
+        cfg = dataclasses.replace(cfg, suite=args.suite)
+    if args.data:
+        cfg = dataclasses.replace(cfg, data=args.data)
+    if args.tasks:
+        cfg = dataclasses.replace(cfg, tasks=[t.strip() for t in args.tasks.split(",") if t.strip()])
+    bench_keys = {f.name for f in dataclasses.fields(BenchmarkConfig)}
+    ft_keys = {f.name for f in dataclasses.fields(FinetuneConfig)}
+    sets = []
+    for item in args.set:
+        key = item.split("=", 1)[0].strip()
+        if key not in bench_keys and key.split(".")[0] not in bench_keys and key in ft_keys:
+            item = f"finetune.{item}"
+        sets.append(item)
+    cfg = apply_overrides(cfg, sets)
+    if cfg.finetune:  # check fine-tuning keys before hours of work
+        from finetune.config import from_dict
+
+        from_dict(FinetuneConfig, cfg.finetune, source="finetune settings")
+    command = "dnalm " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv and sys.argv[0].endswith("dnalm") else ""
+    df = run_benchmark(args.model, cfg, args.out, command=command, base_dir=base_dir)
+    ok = df[df["status"] == "ok"]
+    print(ok[["task", "method", "metric", "test", "dev", "n_train"]].to_string(index=False))
+    print(f"wrote {args.out}/results.csv, results.md, results.png")
+    failed = df[df["status"] != "ok"]
+    if len(failed):
+        print(f"{len(failed)} method/task run(s) failed; see results.md", file=sys.stderr)
+    return 0

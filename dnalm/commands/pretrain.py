@@ -1,0 +1,44 @@
+"""Pretrain a DNA language model on one or more genomes (next-nucleotide prediction, Lightning).
+
+Writes into --out: checkpoints/last.ckpt (Lightning, for --resume), model/ (config.json + model.safetensors +
+tokenizer.json, at the end and every trainer.export_every steps), metrics.csv, curves.png and config.yaml.
+Lightning checkpoints are pickles by Lightning's design: resume only runs you made yourself; share model/.
+"""
+
+from __future__ import annotations
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--config", required=True, metavar="FILE.yaml", help="pretraining config (e.g. config/pretrain/demo.yaml)")
+    p.add_argument("--out", required=True, metavar="DIR", help="run folder")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config value, e.g. --set optim.lr=1e-3 --set stages.0.steps=50 (repeatable)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.ckpt")
+    p.add_argument("--check", action="store_true", help="validate the config (and data splits) and exit")
+
+
+def run(args) -> int:
+    from dnalm.pretrain_config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    if args.check:
+        from dnalm.pretrain import PretrainDataModule
+
+        splits = PretrainDataModule(cfg).describe()
+        print(f"{args.config}: OK ({cfg.total_steps} steps, {cfg.stages[0].length * cfg.stages[0].batch_size} tokens/step)")
+        for name, info in splits.items():
+            print(f"  {name:<10} {info['n_chromosomes']:>3} chromosomes {info['bp']:>13,} bp")
+        return 0
+    from dnalm.pretrain import pretrain
+
+    result = pretrain(cfg, args.out, resume=args.resume)
+    if result["is_global_zero"]:
+        v = result["last_validation"]
+        val = f", validation {v['val_bits_per_base']:.4f} bits/base" if v else ""
+        print(
+            f"pretrained {result['steps']} steps, {result['tokens']:,} tokens in {result['wall_s']:.0f} s "
+            f"({result['tokens_per_s']:.0f} tokens/s){val}; model in {result['model_dir']}"
+        )
+    return 0

@@ -1,0 +1,128 @@
+"""End-to-end: `dnalm finetune`, `dnalm embed`, `dnalm benchmark` on tiny models and real sample data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import dnalm
+from dnalm.cli import main
+from dnalm.utils import data_dir
+
+DATA = data_dir()
+FAST = ["--set", "max_steps=3", "--set", "val_every=2", "--set", "batch_size=8", "--set", "progress_bar=false",
+        "--set", "warmup_steps=1"]
+
+
+def need(*parts: str) -> Path:
+    path = DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data {path} not found (set DNALM_DATA)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    model = dnalm.build_model("transformer-tiny", d_model=32, n_layer=2, attention={"n_heads": 2, "rotary": True})
+    path = tmp_path_factory.mktemp("models") / "tiny"
+    model.save_pretrained(path)
+    return path
+
+
+def test_finetune_cli_writes_metrics_and_a_reloadable_model(tiny_model, tmp_path, capsys):
+    from finetune.heads import SequenceModel
+    from finetune.tasks import load_task
+
+    data = need("dnabert2_sample_data")
+    out = tmp_path / "ft"
+    rc = main(["finetune", "--model", str(tiny_model), "--task", str(data), "--out", str(out), "--pooling", "rc_echo",
+               *FAST])
+    assert rc == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["task"] == "dnabert2_sample_data" and metrics["metric"] == "mcc"
+    assert -1 <= metrics["test"]["mcc"] <= 1 and metrics["steps"] == 3
+    assert metrics["rows"] == {"train": 15, "dev": 15, "test": 15}
+    history = pd.read_csv(out / "history.csv")
+    assert history["step"].tolist() == [2]  # evaluated every 2 steps; step 3 ends the run
+    # the saved model reproduces the written test predictions
+    model = SequenceModel.load(out / "model")
+    assert model.config.pooling == "rc_echo" and model.config.task == "dnabert2_sample_data"
+    from finetune.evaluate import predict_scores
+
+    scores = predict_scores(model, load_task(str(data)).test, progress=False)
+    preds = pd.read_csv(out / "test_predictions.csv")
+    assert np.allclose(preds["score"].to_numpy(), scores, atol=1e-5)
+    assert "dev_mcc" in history.columns
+
+
+def test_finetune_cli_reports_bad_input_cleanly(tiny_model, tmp_path, capsys):
+    rc = main(["finetune", "--model", str(tiny_model), "--task", "csv:/nonexistent/x.csv", "--out", str(tmp_path)])
+    assert rc == 2
+    assert "no such file" in capsys.readouterr().err
+    rc = main(["finetune", "--model", str(tiny_model), "--task", str(need("dnabert2_sample_data")), "--out",
+               str(tmp_path), "--set", "max_stepz=3"])
+    assert rc == 2 and "unknown key 'max_stepz'" in capsys.readouterr().err
+
+
+def test_frozen_backbone_finetune_on_genomic_benchmarks_slices(tiny_model, tmp_path):
+    from finetune.lightning import FinetuneConfig, finetune
+
+    gb = need("genomic_benchmarks", "demo_human_or_worm")
+    worm = need("model_organisms_1pct", "C.elegans.fa.gz")
+    before = dnalm.load_model(tiny_model).state_dict()
+    res = finetune(tiny_model, f"gb:{gb}?genome.worm={worm}",
+                   FinetuneConfig(max_steps=2, val_every=2, batch_size=16, freeze_backbone=True, progress_bar=False,
+                                  save_model=False),
+                   out_dir=tmp_path / "gb")
+    assert res.task.classes == ["human", "worm"] and len(res.task.skipped) > 0
+    assert 0 <= res.test_metrics["accuracy"] <= 1
+    after = res.model.backbone.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # frozen
+    assert (tmp_path / "gb" / "skipped.csv").exists()
+
+
+def test_embed_cli_table_and_bed(tiny_model, tmp_path):
+    import pysam
+    from safetensors.numpy import load_file
+
+    data = need("dnabert2_sample_data")
+    out = tmp_path / "emb.npz"
+    assert main(["embed", "--model", str(tiny_model), "--input", str(data / "test.csv"), "--out", str(out)]) == 0
+    with np.load(out, allow_pickle=False) as z:
+        assert z["embeddings"].shape == (15, 32)
+        assert z["labels"].tolist() == pd.read_csv(data / "test.csv")["label"].tolist()
+    # BED + genome, per base, safetensors
+    rng = np.random.default_rng(0)
+    fa = tmp_path / "g.fa"
+    fa.write_text(">chrZ\n" + "".join(rng.choice(list("ACGT"), 500)) + "\n")
+    pysam.faidx(str(fa))
+    bed = tmp_path / "r.bed"
+    bed.write_text("chrZ\t10\t40\t.\t0\t+\t1,3\nchrZ\t100\t120\t.\t0\t-\t2\n")
+    out2 = tmp_path / "emb.safetensors"
+    assert main(["embed", "--model", str(tiny_model), "--input", str(bed), "--fasta", str(fa), "--out", str(out2),
+                 "--per-token", "--pooling", "echo"]) == 0
+    z = load_file(str(out2))
+    assert z["embeddings"].shape == (2, 30, 32) and z["lengths"].tolist() == [30, 20]
+    assert z["labels"].shape == (2, 4) and z["labels"][0].tolist() == [0, 1, 0, 1]
+    assert np.all(z["embeddings"][1, 20:] == 0)
+
+
+def test_benchmark_cli_writes_table_markdown_and_plot(tiny_model, tmp_path):
+    data = need("dnabert2_sample_data")
+    out = tmp_path / "bench"
+    rc = main(["benchmark", "--model", str(tiny_model), "--suite", "gue", "--data", str(data), "--out", str(out),
+               *FAST, "--set", "kmer_k=1,2,3"])
+    assert rc == 0
+    df = pd.read_csv(out / "results.csv")
+    assert set(df["method"]) == {"k-mer (k=1..3) + logistic", "frozen mean-pooled embedding + logistic",
+                                 "fine-tuned (mean pooling)"}
+    assert (df["status"] == "ok").all() and df["metric"].eq("mcc").all()
+    md = (out / "results.md").read_text()
+    assert "| dnabert2_sample_data | mcc | 15 / 15 / 15 |" in md
+    assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
