@@ -71,7 +71,7 @@ def main() -> None:
     print(table.skip_summary())
 
     # 1. oracle: a compact Basenji-style CNN with a held-out test split
-    oracle, report = train_oracle(table.sequences, table.values, table.columns, out / "oracle",
+    _, report = train_oracle(table.sequences, table.values, table.columns, out / "oracle",
                                   OracleTrainConfig(max_epochs=args.oracle_epochs, progress=False),
                                   arch={"channels": 64})
     print(f"oracle held-out spearman: {report['heldout']['activity']['spearman']:.3f}")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -95,7 +95,7 @@ class ConditionSpec:
         names: Sequence[str],
         n_bins: int | Mapping[str, int] = 5,
         edges: Mapping[str, Sequence[float]] | None = None,
-    ) -> tuple["ConditionSpec", list[str]]:
+    ) -> tuple[ConditionSpec, list[str]]:
         """Bin each property column of ``values`` (N, P) by quantiles (or by the given edges).
 
         Args:
@@ -234,7 +234,7 @@ class ConditionSpec:
         }
 
     @classmethod
-    def from_dict(cls, d: dict, source: str = "conditioning spec") -> "ConditionSpec":
+    def from_dict(cls, d: dict, source: str = "conditioning spec") -> ConditionSpec:
         try:
             props = [
                 PropertyBins(name=p["name"], edges=[float(x) for x in p["edges"]], counts=list(p.get("counts", [])),
@@ -275,7 +275,7 @@ def add_condition_tokens(model, spec: ConditionSpec) -> list[int]:
     Returns:
         The ids of the condition tokens (all >= 12, never a base id).
     """
-    from dnalm.tokenizer import DNATokenizer, NUM_BASE_TOKENS
+    from dnalm.tokenizer import NUM_BASE_TOKENS, DNATokenizer
 
     if model.tokenizer is None:
         model.tokenizer = DNATokenizer()

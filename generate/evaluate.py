@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from dnalm.errors import DnalmError, InputError
-
 from generate.conditioning import ConditionSpec, parse_condition_string
 from generate.data import PropertyTable
 from generate.metrics import diversity, kmer_divergence, nearest_distances, read_motifs, scan_motifs
@@ -145,7 +144,7 @@ def evaluate_cre(
     pred_o, vals_o = pred_ref[o_mask], ref_vals[o_mask]
     bins_o = ref_bins[o_mask] if ref_bins is not None else None
 
-    novelty_d, novelty_i = nearest_distances(seqs, ref_all, progress=cfg.progress)
+    novelty_d, _ = nearest_distances(seqs, ref_all, progress=cfg.progress)
     real_n = int(np.median([len(v) for v in groups.values()]))
     sub_idx = rng.choice(len(ref_seqs), min(real_n, len(ref_seqs)), replace=False)
     real_sub = [ref_seqs[i] for i in sub_idx]

@@ -11,14 +11,13 @@ from __future__ import annotations
 import gzip
 import itertools
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from dnalm.errors import InputError
-
 
 # ------------------------------------------------------------------------------------------------- edit distance
 
@@ -87,7 +86,7 @@ def diversity(sequences: Sequence[str], max_pairs: int = 20000, seed: int = 0) -
         "mean_pairwise_distance": float(dist.mean()),
         "mean_pairwise_distance_per_nt": float((dist / mean_len).mean()),
         "min_pairwise_distance": float(dist.min()),
-        "pairs": int(len(dist)),
+        "pairs": len(dist),
         "exact_duplicates": int(n - len(set(sequences))),
     }
 
@@ -185,7 +184,7 @@ class MotifSet:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def subset(self, keep: Sequence[int]) -> "MotifSet":
+    def subset(self, keep: Sequence[int]) -> MotifSet:
         return MotifSet([self.ids[i] for i in keep], [self.names[i] for i in keep], [self.tax_groups[i] for i in keep],
                         [self.pwms[i] for i in keep], self.source)
 

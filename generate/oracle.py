@@ -11,9 +11,9 @@ import json
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -180,7 +180,7 @@ def correlation_metrics(pred: np.ndarray, true: np.ndarray, names: Sequence[str]
             "spearman": float(spearmanr(p, t).statistic) if ok else float("nan"),
             "pearson": float(pearsonr(p, t).statistic) if ok else float("nan"),
             "mse": float(np.mean((p - t) ** 2)),
-            "n": int(len(p)),
+            "n": len(p),
         }
     return out
 
@@ -288,9 +288,9 @@ def train_oracle(
     pt = evaluate(test_idx)
     report = {
         "targets": list(target_names),
-        "n_train": int(len(train_idx)),
-        "n_validation": int(len(val_idx)),
-        "n_test": int(len(test_idx)),
+        "n_train": len(train_idx),
+        "n_validation": len(val_idx),
+        "n_test": len(test_idx),
         "best_epoch": best_epoch,
         "epochs_run": len(history),
         "seconds": round(time.time() - t0, 1),

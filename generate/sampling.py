@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -254,7 +254,7 @@ def sample(
     t0 = time.time()
     if beam_size is not None:
         report.method = "beam"
-        seqs, scores = beam_search(model, ids, length - len(prompt), beam_size, num, cons, allowed, prompt, report)
+        seqs, _ = beam_search(model, ids, length - len(prompt), beam_size, num, cons, allowed, prompt, report)
         report.seconds = time.time() - t0
         return (seqs, report) if return_report else seqs
     if seed is None:

@@ -9,16 +9,15 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from dnalm.errors import ConfigError, DnalmError
-
 from generate.conditioning import ConditionSpec, add_condition_tokens, format_condition, save_generator
 
 
@@ -315,8 +314,8 @@ def finetune_generator(
         for h in module.history:
             fh.write(f"{h['step']}\t{h['train_loss']:.5f}\t{h['val_loss']:.5f}\n")
     report = {
-        "n_train": int(len(train_idx)),
-        "n_validation": int(len(val_idx)),
+        "n_train": len(train_idx),
+        "n_validation": len(val_idx),
         "steps": steps_done,
         "stopped_early": steps_done < cfg.max_steps,
         "best_step": module.best_step,

@@ -14,7 +14,6 @@ from dnalm.errors import InputError
 from generate.conditioning import ConditionSpec
 from generate.data import PropertyTable
 from generate.metrics import (
-    MotifSet,
     all_kmers,
     diversity,
     edit_distance,

@@ -169,7 +169,7 @@ def test_beam_search_finds_brute_force_optimum():
     ids, _ = prompt_ids(model, "expr=3")
     scored = sorted(((sequence_log_prob(model, ids, "".join(q), BASE_IDS), "".join(q))
                      for q in itertools.product("ACGT", repeat=3)), reverse=True)
-    beams, rep = sample(model, "expr=3", num=5, length=3, beam_size=16, return_report=True)
+    beams = sample(model, "expr=3", num=5, length=3, beam_size=16)
     assert beams == [q for _, q in scored[:5]]  # beam 16 >= 4^2 keeps every prefix: exact top 5
     # with constraints, pruned beam search returns the best brute-force sequences that meet them
     feasible = [q for _, q in scored if "AA" not in q and sum(c in "GC" for c in q) >= 2]
@@ -246,7 +246,7 @@ def test_early_stopping_restores_best_weights(tmp_path):
     assert rep["stopped_early"] and rep["steps"] < 400 and rep["best_step"] < rep["steps"]
     log = (tmp_path / "g" / "training_log.tsv").read_text().splitlines()[1:]
     val = [float(line.split("\t")[2]) for line in log]
-    assert min(val) == pytest.approx(rep["best_val_loss"]) and val[-1] > min(val)
+    assert min(val) == pytest.approx(rep["best_val_loss"], abs=1e-4) and val[-1] > min(val)
     # the saved weights are the best ones: recomputing the validation loss gives the best value
     from generate.data import split_indices
     from generate.training import per_sequence_loss

@@ -14,6 +14,21 @@ from dnalm.models.lm import (
 )
 
 
+def __getattr__(name):
+    # mixer modules are imported on first use (hyena/mamba2 pull in nothing heavy, but keep import cheap)
+    lazy = {
+        "Mamba2": "dnalm.models.mamba2", "Mamba2Config": "dnalm.models.mamba2",
+        "ssd_chunked": "dnalm.models.mamba2", "ssd_recurrent": "dnalm.models.mamba2",
+        "HyenaOperator": "dnalm.models.hyena", "HyenaConfig": "dnalm.models.hyena", "fftconv": "dnalm.models.hyena",
+        "Attention": "dnalm.models.attention", "AttentionConfig": "dnalm.models.attention",
+    }
+    if name in lazy:
+        import importlib
+
+        return getattr(importlib.import_module(lazy[name]), name)
+    raise AttributeError(f"module 'dnalm.models' has no attribute {name!r}")
+
+
 def import_hyenadna(*args, **kwargs):
     """Convert a HyenaDNA checkpoint into a dnalm model (see :mod:`dnalm.models.hyenadna_import`)."""
     from dnalm.models.hyenadna_import import import_hyenadna as _impl
