@@ -21,12 +21,14 @@ Lightning checkpoints (``checkpoints/*.ckpt``) are pickles by Lightning's design
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 import shutil
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -544,7 +546,7 @@ class RunOutputs(L.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         self.export(trainer)
-        trainer.save_checkpoint(self.out / "checkpoints" / "last.ckpt")
+        trainer.save_checkpoint(self.out / "checkpoints" / "last.ckpt", weights_only=False)
         if trainer.is_global_zero:
             self.write_metrics()
             self.plot()
@@ -626,6 +628,20 @@ class _ProgressBar(L.pytorch.callbacks.TQDMProgressBar):
 
 
 # ======================================================================================== entry point
+class _QuietLightning(logging.Filter):
+    """Drops Lightning's advertising tip from the run log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+def _quiet_lightning() -> None:
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _QuietLightning) for f in logger.filters):
+        logger.addFilter(_QuietLightning())
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
 def _compare_configs(saved: dict, now: dict) -> list[str]:
     """Dotted keys that differ between two config dicts, ignoring trainer settings that do not change results."""
     free = {"trainer.devices", "trainer.num_nodes", "trainer.strategy", "trainer.num_workers", "trainer.threads",
@@ -674,6 +690,7 @@ def pretrain(
     from lightning.fabric.utilities.rank_zero import rank_zero_only
     from lightning.pytorch.callbacks import ModelCheckpoint
 
+    _quiet_lightning()
     out = Path(out)
     ckpt = out / "checkpoints" / "last.ckpt"
     is_rank_zero = rank_zero_only.rank == 0

@@ -39,6 +39,7 @@ class BenchmarkConfig:
     probe: bool = True  # frozen mean-pooled embedding + logistic/ridge probe
     probe_pooling: str = "mean"  # pooling of the probe's embeddings
     probe_grid: list[float] = field(default_factory=list)  # probe penalties (empty = default)
+    probe_max_train: int = 0  # fit the probe on at most this many train rows (0 = the same train split as the rest)
     kmer: bool = True  # k-mer spectrum + logistic/ridge baseline
     kmer_k: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6])  # k values of the spectrum
     kmer_grid: list[float] = field(default_factory=list)  # k-mer penalties (empty = 1e-3..100 / ridge default)
@@ -175,9 +176,13 @@ def run_benchmark(model: str | Path, config: BenchmarkConfig, out_dir: str | Pat
             return r.test_metrics, r.dev_metrics, {"param": r.param}
 
         def probe_fn():
-            r = run_probe(backbone, task, config.probe_pooling, grid=config.probe_grid or None, seed=config.seed,
+            t = task
+            if config.probe_max_train and len(task.train) > config.probe_max_train:
+                t = task.subsample({"train": config.probe_max_train}, config.seed)
+                task_notes[name].append(f"frozen probe: {t.notes[-1]}")
+            r = run_probe(backbone, t, config.probe_pooling, grid=config.probe_grid or None, seed=config.seed,
                           progress=config.progress_bar)
-            return r.test_metrics, r.dev_metrics, {"param": r.param}
+            return r.test_metrics, r.dev_metrics, {"param": r.param, "n_train": len(t.train)}
 
         def finetune_fn(cfg):
             res = finetune(model, task, cfg, out_dir=task_dir / f"finetune_{cfg.pooling}")
@@ -290,6 +295,14 @@ def plot_results(df: pd.DataFrame, path: str | Path) -> None:
     ok = df[df["status"] == "ok"]
     tasks = list(dict.fromkeys(ok["task"]))
     methods = list(dict.fromkeys(ok["method"]))
+    if not tasks:  # nothing ran: an empty figure that says so
+        fig, ax = plt.subplots(figsize=(5, 2))
+        ax.text(0.5, 0.5, "no task produced results (see results.md)", ha="center", va="center")
+        ax.axis("off")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+        plt.close(fig)
+        return
     fig, ax = plt.subplots(figsize=(max(5.0, 1.2 + 1.6 * len(tasks) * max(1, len(methods)) / 3), 4.2))
     width = 0.8 / max(1, len(methods))
     x = np.arange(len(tasks))

@@ -908,7 +908,7 @@ def discover_suite(suite: str, data_dir: str | os.PathLike) -> dict[str, TaskSpe
     with ``metadata.yaml`` or ``train/*.csv*``; ``bend``: every ``*.bed``/``*.bed.gz`` file. Task names are
     the folder/file names.
     """
-    data_dir = Path(data_dir)
+    data_dir = Path(data_dir).resolve()  # absolute: option paths may be relative to the data folder
     if not data_dir.is_dir():
         raise InputError(f"{data_dir}: benchmark data folder not found")
     suite = {"gb": "genomic-benchmarks", "genomic_benchmarks": "genomic-benchmarks"}.get(suite, suite)

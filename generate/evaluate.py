@@ -227,6 +227,8 @@ def evaluate_cre(
     motif_summary = None
     if motifs_path is not None:
         motif_summary = _motif_tables(motifs_path, groups, seqs, ref_seqs, ref_bins, props, cfg, out_dir)
+    elif (out_dir / "motifs.tsv").exists():
+        (out_dir / "motifs.tsv").unlink()  # a table from an earlier run would not match this one
 
     real_by_class = {}
     if bins_o is not None:

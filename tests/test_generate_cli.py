@@ -40,10 +40,13 @@ def generator(table):
     import io
 
     buf = io.StringIO()
+    n = torch.get_num_threads()
     with contextlib.redirect_stdout(buf):
         rc = main(["finetune-generator", "--model", "transformer-tiny", "--data", str(table / "t.csv"),
                    "--sequence-column", "seq", "--property-columns", "activity", "--bins", "3", "--out",
-                   str(table / "gen"), "--max-steps", "12", "--eval-every", "6", "--batch-size", "16", "--no-progress"])
+                   str(table / "gen"), "--max-steps", "12", "--eval-every", "6", "--batch-size", "16", "--no-progress",
+                   "--threads", "1"])
+    torch.set_num_threads(n)
     assert rc == 0
     return table / "gen", buf.getvalue()
 

@@ -1,0 +1,42 @@
+# Pretraining and held-out language-model evaluation.
+
+
+rule pretrain:
+    input:
+        fasta=GENOME_FASTA,
+        config=config["pretrain"]["config"],
+    output:
+        model=MODEL,
+        model_config=f"{MODEL_DIR}/config.json",
+        metrics="results/pretrain/metrics.csv",
+        curves="results/pretrain/curves.png",
+    params:
+        sets=sets(config["pretrain"].get("set", [])),
+    threads: 2
+    resources:
+        gpu=1,
+    log:
+        "logs/pretrain.log",
+    shell:
+        "dnalm pretrain --config {input.config} --out results/pretrain "
+        "--set data.genomes.0.path={input.fasta} --set trainer.threads={threads} --set trainer.progress_bar=false "
+        "{params.sets} > {log} 2>&1"
+
+
+rule evaluate_lm:
+    input:
+        model=MODEL,
+        fasta=GENOME_FASTA,
+    output:
+        "results/evaluate_lm/results.json",
+    params:
+        chroms=" ".join(config["evaluate_lm"]["chroms"]),
+        length=config["evaluate_lm"]["length"],
+        max_bases=config["evaluate_lm"]["max_windows"] * config["evaluate_lm"]["length"],
+    threads: 2
+    log:
+        "logs/evaluate_lm.log",
+    shell:
+        "dnalm evaluate-lm --model {MODEL_DIR} --fasta {input.fasta} --chroms {params.chroms} "
+        "--length {params.length} $( [ {params.max_bases} -gt 0 ] && echo --max-bases {params.max_bases} ) "
+        "--threads {threads} --no-progress --out {output} > {log} 2>&1"
