@@ -20,17 +20,20 @@ VARIANTS = {
     "hybridna-tiny:chunk128": ("hybridna-tiny", {"mamba2": {"chunk_size": 128}}),
     "hybridna-tiny:d16-chunk64": ("hybridna-tiny", {"mamba2": {"d_state": 16, "chunk_size": 64}}),
     "hybridna-tiny:d32-chunk64": ("hybridna-tiny", {"mamba2": {"d_state": 32, "chunk_size": 64}}),
+    "hybridna-tiny:d16-chunk64-hd64": ("hybridna-tiny", {"mamba2": {"d_state": 16, "chunk_size": 64, "headdim": 64}}),
+    "hybridna-tiny:d16-chunk32": ("hybridna-tiny", {"mamba2": {"d_state": 16, "chunk_size": 32}}),
     "transformer-tiny": ("transformer-tiny", {}),
     "mamba2-tiny": ("mamba2-tiny", {}),
     "hyenadna-tiny": ("hyenadna-tiny", {}),
 }
 
 
-def bench(variant: str, length: int, tokens: int, steps: int) -> dict:
+def bench(variant: str, length: int, tokens: int, steps: int, bf16: bool = False) -> dict:
+    import copy
+
+    from dnalm.models.lm import DNALM, PRESETS, LMConfig
     from dnalm.pretrain import PretrainModule, parameter_groups
     from dnalm.pretrain_config import _deep_merge
-    from dnalm.models.lm import PRESETS, LMConfig, DNALM
-    import copy
 
     preset, over = VARIANTS[variant]
     cfg = LMConfig.from_dict(_deep_merge(copy.deepcopy(PRESETS[preset]), over))
@@ -43,7 +46,9 @@ def bench(variant: str, length: int, tokens: int, steps: int) -> dict:
     times = []
     for i in range(steps + 1):
         t0 = time.perf_counter()
-        loss = PretrainModule.loss_fn(model(x).logits, y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x).logits
+        loss = PretrainModule.loss_fn(logits, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -51,7 +56,7 @@ def bench(variant: str, length: int, tokens: int, steps: int) -> dict:
         if i:  # the first step warms up allocators
             times.append(time.perf_counter() - t0)
     best = min(times)
-    return {"variant": variant, "params": model.num_parameters(), "length": length, "batch": batch,
+    return {"variant": variant + (" bf16" if bf16 else ""), "params": model.num_parameters(), "length": length, "batch": batch,
             "s_per_step": best, "tokens_per_s": batch * length / best}
 
 
@@ -63,13 +68,14 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=8192, help="tokens per step (batch = tokens // length)")
     ap.add_argument("--steps", type=int, default=3, help="timed steps (best reported)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (trainer.precision=bf16-mixed)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, {args.tokens} tokens/step, best of {args.steps} steps")
     print(f"{'variant':<28} {'params':>9} {'length':>7} {'batch':>6} {'s/step':>8} {'tokens/s':>10}")
     for v in args.variants:
         for length in args.lengths:
-            r = bench(v, length, args.tokens, args.steps)
+            r = bench(v, length, args.tokens, args.steps, args.bf16)
             print(f"{r['variant']:<28} {r['params']:>9,} {r['length']:>7} {r['batch']:>6} {r['s_per_step']:>8.2f} "
                   f"{r['tokens_per_s']:>10,.0f}", flush=True)
 

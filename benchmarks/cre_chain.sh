@@ -4,7 +4,7 @@
 #
 # usage: benchmarks/cre_chain.sh yeast|mpra
 # env:   MODEL (default runs/demo_pretrain/model; a preset name trains from random init), OUT (results/cre_<set>),
-#        STEPS (generator steps, default 600), ORACLE_EPOCHS (12), NUM (200), BINS (5), THREADS (1),
+#        STEPS (generator steps, default 300), BATCH (32), ORACLE_EPOCHS (12), NUM (200), BINS (5), THREADS (1),
 #        DNALM_DATA (../shared/data), DNALM (the dnalm command)
 # CPU budget: a few minutes per training step on 2 shared cores with the defaults.
 set -euo pipefail
@@ -12,7 +12,8 @@ SET=${1:?usage: cre_chain.sh yeast|mpra}
 DATA_DIR=${DNALM_DATA:-../shared/data}
 MODEL=${MODEL:-runs/demo_pretrain/model}
 OUT=${OUT:-results/cre_$SET}
-STEPS=${STEPS:-600}
+STEPS=${STEPS:-300}
+BATCH=${BATCH:-32}
 ORACLE_EPOCHS=${ORACLE_EPOCHS:-12}
 NUM=${NUM:-200}
 BINS=${BINS:-5}
@@ -42,7 +43,7 @@ echo "== train-oracle ($TABLE)"
 
 echo "== finetune-generator from $MODEL ($STEPS steps max)"
 /usr/bin/time -f "   %e s wall" $DNALM finetune-generator --model "$MODEL" --data "$TABLE" "${COLS[@]}" \
-  --property-columns $PROP --bins "$BINS" --out "$OUT/generator" --max-steps "$STEPS" --eval-every 100 \
+  --property-columns $PROP --bins "$BINS" --out "$OUT/generator" --max-steps "$STEPS" --batch-size "$BATCH" --eval-every 100 \
   --threads "$THREADS" --no-progress 2>&1 | grep -v -E "litlogger|LeafSpec|available:"
 
 echo "== generate $NUM per class: $PROP=0 and $PROP=$HIGH"

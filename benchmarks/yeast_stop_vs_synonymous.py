@@ -67,6 +67,15 @@ def coding_snvs(genome: dnalm.Genome, cds_bed: Path, n_codons: int, seed: int) -
     return pd.DataFrame(rows, columns=["chrom", "pos", "id", "ref", "alt", "class", "gene", "codon_position"])
 
 
+def _training_length(args) -> int | None:
+    """Window length of the model's last pretraining stage (recorded by dnalm pretrain), if known."""
+    if args.random_init:
+        return None
+    _, extra = read_model_config(args.model)
+    stages = (extra or {}).get("pretrain", {}).get("config", {}).get("stages") or []
+    return int(stages[-1]["length"]) if stages and stages[-1].get("length") else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="runs/demo_pretrain/model", help="model directory")
@@ -84,8 +93,11 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", help="write the scored set as TSV")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     prepared = prepare_demo_yeast(args.genome_dir)  # reuses a complete copy
     genome = dnalm.Genome(prepared.fasta)
@@ -98,11 +110,7 @@ def main() -> None:
         )
     else:
         model, source = dnalm.load_model(args.model, device=args.device), args.model
-    window = args.window
-    if window is None:
-        _, extra = read_model_config(args.model) if not args.random_init else (None, {})
-        trained = (extra or {}).get("seq_len") or (extra or {}).get("window")
-        window = int(trained) if trained else min(1024, model.config.max_length - 1)
+    window = args.window or _training_length(args) or min(1024, model.config.max_length - 1)
     scored = score_variants(
         model,
         genome,

@@ -70,7 +70,7 @@ class MarkovChains:
     n_bases: int = 0  # training bases (valid targets)
 
     @classmethod
-    def fit(cls, sequences: list[np.ndarray], max_k: int, alpha: float = 1.0) -> "MarkovChains":
+    def fit(cls, sequences: list[np.ndarray], max_k: int, alpha: float = 1.0) -> MarkovChains:
         """Count (k-context, next base) pairs for k = 0..max_k over code arrays (see :func:`to_codes`).
 
         Only positions with at least k valid bases before them in their sequence count for order k.
@@ -267,10 +267,14 @@ class EvalResult:
         """Human-readable summary."""
         lines = [
             f"model {self.model}: {self.model_bits_per_base:.4f} bits/base, next-base accuracy {self.model_accuracy:.4f}",
-            f"  on {self.n_bases:,} bases of {len(self.regions)} region(s) ({_region_summary(self.regions)}), "
-            f"windows of {self.length} tokens",
-            f"order-k Markov chains (add-{self.alpha:g} smoothing), fitted on {len(self.train_chroms)} training "
-            f"chromosome(s), {self.markov_train_bases:,} bases; k chosen on a held-out tail of them:",
+            (
+                f"  on {self.n_bases:,} bases of {len(self.regions)} region(s) ({_region_summary(self.regions)}), "
+                f"windows of {self.length} tokens"
+            ),
+            (
+                f"order-k Markov chains (add-{self.alpha:g} smoothing), fitted on {len(self.train_chroms)} training "
+                f"chromosome(s), {self.markov_train_bases:,} bases; k chosen on a held-out tail of them:"
+            ),
             f"  {'k':>3} {'val bits/base':>14} {'bits/base':>10} {'accuracy':>9}",
         ]
         for row in self.markov:

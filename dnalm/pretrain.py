@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import warnings
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ from dnalm.errors import ConfigError
 from dnalm.io.genome import Genome
 from dnalm.models.lm import DNALM, build_model, load_model
 from dnalm.pretrain_config import PretrainConfig
-from dnalm.tokenizer import A_ID, C_ID, G_ID, N_ID, T_ID, DNATokenizer
+from dnalm.tokenizer import A_ID, C_ID, G_ID, T_ID, DNATokenizer
 from dnalm.utils import atomic_path, atomic_write
 
 IGNORE = -100
@@ -545,6 +546,12 @@ class RunOutputs(L.Callback):
         }
 
     def on_train_end(self, trainer, pl_module) -> None:
+        step = trainer.global_step
+        if self._loss_window:  # stopped between log steps (max_time): record where it ended
+            row = self._row(step)
+            row.update(train_loss=float(np.mean(self._loss_window)), lr=trainer.optimizers[0].param_groups[0]["lr"],
+                       tokens_per_s=pl_module.tokens_per_s, tokens=self.tokens_at(step), elapsed_s=self._elapsed())
+            self._loss_window = []
         self.export(trainer)
         trainer.save_checkpoint(self.out / "checkpoints" / "last.ckpt", weights_only=False)
         if trainer.is_global_zero:
@@ -646,7 +653,8 @@ def _compare_configs(saved: dict, now: dict) -> list[str]:
     """Dotted keys that differ between two config dicts, ignoring trainer settings that do not change results."""
     free = {"trainer.devices", "trainer.num_nodes", "trainer.strategy", "trainer.num_workers", "trainer.threads",
             "trainer.progress_bar", "trainer.log_every", "trainer.val_every", "trainer.val_batches",
-            "trainer.val_batch_size", "trainer.checkpoint_every", "trainer.export_every", "trainer.accelerator"}
+            "trainer.val_batch_size", "trainer.checkpoint_every", "trainer.export_every", "trainer.accelerator",
+            "trainer.max_time_min"}
     out = []
 
     def walk(a, b, prefix):
@@ -658,6 +666,13 @@ def _compare_configs(saved: dict, now: dict) -> list[str]:
 
     walk(saved, now, "")
     return out
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    """The newest checkpoint of a run: ``checkpoints/last.ckpt`` or one that Lightning's SLURM plugin wrote on
+    pre-emption (``hpc_ckpt_N.ckpt`` in the run folder); None if there is none."""
+    found = [p for p in [out / "checkpoints" / "last.ckpt", *out.glob("hpc_ckpt_*.ckpt")] if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
 def build_pretrain_model(cfg: PretrainConfig) -> DNALM:
@@ -692,11 +707,13 @@ def pretrain(
 
     _quiet_lightning()
     out = Path(out)
-    ckpt = out / "checkpoints" / "last.ckpt"
+    ckpt = latest_checkpoint(out)
     is_rank_zero = rank_zero_only.rank == 0
     if resume:
-        if not ckpt.exists():
-            raise ConfigError(f"--resume: {ckpt} not found (nothing to resume; run without --resume)")
+        if ckpt is None:
+            raise ConfigError(
+                f"--resume: {out / 'checkpoints' / 'last.ckpt'} not found (nothing to resume; run without --resume)"
+            )
         saved_path = out / "config.yaml"
         if saved_path.exists():
             diff = _compare_configs(yaml.safe_load(saved_path.read_text()), cfg.to_dict())
@@ -705,7 +722,7 @@ def pretrain(
                     f"--resume: the config differs from the run's {saved_path} in {', '.join(diff)}; an exact "
                     "resume needs the same model, data, stages, optimizer and seed (start a new --out instead)"
                 )
-    elif ckpt.exists():
+    elif ckpt is not None:
         raise ConfigError(f"{out} already holds a run ({ckpt}); pass --resume to continue it or choose another --out")
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
@@ -743,6 +760,7 @@ def pretrain(
             precision=t.precision,
             max_steps=cfg.total_steps,
             max_epochs=-1,
+            max_time=timedelta(minutes=t.max_time_min) if t.max_time_min else None,
             val_check_interval=t.val_every,
             check_val_every_n_epoch=None,
             limit_val_batches=t.val_batches,

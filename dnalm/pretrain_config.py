@@ -113,6 +113,7 @@ class TrainerSection:
     seed: int = 0  # seeds initialisation, windows and dropout
     num_workers: int = 0  # DataLoader worker processes per device
     threads: int = 0  # torch.set_num_threads (0 = leave torch's default)
+    max_time_min: float = 0.0  # safety net: stop (validate, export, checkpoint) after this many minutes; 0 = off
     progress_bar: bool = True  # tqdm progress bar with loss and tokens/s
 
 
@@ -157,7 +158,7 @@ class PretrainConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
 
     # ------------------------------------------------------------------------------------ checks
-    def validate(self, check_files: bool = True) -> "PretrainConfig":
+    def validate(self, check_files: bool = True) -> PretrainConfig:
         """Check values that single fields cannot check alone; raises ConfigError naming the key.
 
         Args:
@@ -208,7 +209,7 @@ class PretrainConfig:
         for name in ("devices", "num_nodes", "log_every", "val_every", "val_batches", "checkpoint_every"):
             if getattr(t, name) < 1:
                 raise ConfigError(f"trainer.{name}: must be >= 1, got {getattr(t, name)}")
-        for name in ("val_batch_size", "export_every", "num_workers", "threads", "seed"):
+        for name in ("val_batch_size", "export_every", "num_workers", "threads", "seed", "max_time_min"):
             if getattr(t, name) < 0:
                 raise ConfigError(f"trainer.{name}: must be >= 0, got {getattr(t, name)}")
 

@@ -592,9 +592,8 @@ def _vcf_lines_from_vcf(source: Path, df, columns: list[str], meta: dict) -> tup
     try:
         with pysam.VariantFile(str(source)) as vin:
             records = [str(rec).rstrip("\n") for rec in vin]
-            header = (
-                str(vin.header).rstrip("\n").split("\n")
-            )  # after reading: contigs added on the fly are in
+            # read after the records: contigs and INFO keys that htslib added on the fly are declared
+            header = str(vin.header).rstrip("\n").split("\n")
     finally:
         pysam.set_verbosity(verbosity)
     n_records = int(df["record"].max()) + 1 if len(df) else 0

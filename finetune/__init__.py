@@ -30,7 +30,26 @@ _EXPORTS: dict[str, str] = {
     "embed_file": "finetune.embed",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "BenchmarkConfig",
+    "FinetuneConfig",
+    "HeadConfig",
+    "SequenceModel",
+    "Task",
+    "TaskSpec",
+    "TaskSplit",
+    "build_inputs",
+    "compute_metrics",
+    "embed_file",
+    "embed_sequences",
+    "finetune",
+    "fit_probe",
+    "kmer_baseline",
+    "kmer_features",
+    "load_task",
+    "run_benchmark",
+    "run_probe",
+]
 
 
 def __getattr__(name: str):

@@ -8,7 +8,7 @@ k-mers counted in that sequence, so the features are frequencies and sequences o
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

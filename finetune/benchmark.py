@@ -45,11 +45,12 @@ class BenchmarkConfig:
     kmer_grid: list[float] = field(default_factory=list)  # k-mer penalties (empty = 1e-3..100 / ridge default)
     kmer_full_train: bool = True  # also fit the k-mer baseline on the full train split when train was subsampled
     save_models: bool = False  # keep each fine-tuned model under OUT/TASK/finetune_POOLING/model
+    workers: int = 1  # run (task, method) jobs in this many processes, one torch thread each
     progress_bar: bool = True  # progress bars
     seed: int = 0  # seed of subsampling, training and probes
 
     @classmethod
-    def load(cls, path: str | Path) -> "BenchmarkConfig":
+    def load(cls, path: str | Path) -> BenchmarkConfig:
         """Read a suite/settings YAML strictly (unknown keys are errors naming them)."""
         return from_dict(cls, load_yaml(path), source=str(path))
 
@@ -100,9 +101,140 @@ def _row(task: Task | None, name: str, method: str, metric: str, test: dict | No
     }
 
 
+# --------------------------------------------------------------------------------------------- jobs
+@dataclass
+class _Job:
+    """One method on one task; runs in this process or in a worker process (everything here pickles)."""
+
+    order: int  # position in the results table
+    name: str  # task name
+    spec: TaskSpec
+    method: str  # kmer | kmer_full | probe | finetune
+    pooling: str  # for finetune
+    config: BenchmarkConfig
+    model: str
+    out: str
+    threads: int  # torch CPU threads in a worker process (0 = leave)
+
+
+def _finetune_config(name: str, config: BenchmarkConfig):
+    from finetune.lightning import FinetuneConfig
+
+    return from_dict(FinetuneConfig, {**config.finetune, **(config.task_finetune or {}).get(name, {}),
+                                      "seed": config.seed, "progress_bar": config.progress_bar,
+                                      "save_model": config.save_models}, source=f"finetune settings of {name}")
+
+
+def _prepare(name: str, spec: TaskSpec, config: BenchmarkConfig) -> tuple[Task, Task, object]:
+    """(full task, the subsampled task every method sees, its FinetuneConfig); deterministic for a seed."""
+    ft_cfg = _finetune_config(name, config)
+    full = load_task(spec)
+    task = full.subsample({"train": ft_cfg.max_train, "dev": ft_cfg.max_dev, "test": ft_cfg.max_test}, config.seed)
+    return full, task, dataclasses.replace(ft_cfg, max_train=0, max_dev=0, max_test=0)
+
+
+def _method_label(job_method: str, task: Task, config: BenchmarkConfig, pooling: str = "") -> str:
+    learner = "ridge" if task.kind == "regression" else "logistic"
+    if job_method in ("kmer", "kmer_full"):
+        ks = [int(k) for k in config.kmer_k]
+        span = f"{ks[0]}..{ks[-1]}" if ks == list(range(ks[0], ks[-1] + 1)) else ",".join(map(str, ks))
+        return f"k-mer (k={span}) + {learner}" + (", full train" if job_method == "kmer_full" else "")
+    if job_method == "probe":
+        return f"frozen {config.probe_pooling}-pooled embedding + {learner}"
+    return f"fine-tuned ({pooling} pooling)"
+
+
+def _run_job(job: _Job) -> dict:
+    """Run one job; returns its results row (an error becomes the row's status)."""
+    import torch
+
+    if job.threads > 0:
+        torch.set_num_threads(job.threads)
+    t0 = time.time()
+    config = job.config
+    full, task, ft_cfg = _prepare(job.name, job.spec, config)
+    label = _method_label(job.method, task, config, job.pooling)
+    used = task
+    try:
+        if job.method in ("kmer", "kmer_full"):
+            from finetune.baselines import kmer_baseline
+
+            if job.method == "kmer_full":
+                used = dataclasses.replace(task, train=full.train)
+            r = kmer_baseline(used, list(config.kmer_k), config.kmer_grid or None, config.seed)
+            test, dev, extra = r.test_metrics, r.dev_metrics, {"param": r.param}
+        elif job.method == "probe":
+            from finetune.lightning import _load_backbone
+            from finetune.probes import run_probe
+
+            if config.probe_max_train and len(task.train) > config.probe_max_train:
+                used = task.subsample({"train": config.probe_max_train}, config.seed)
+            r = run_probe(_load_backbone(job.model), used, config.probe_pooling, grid=config.probe_grid or None,
+                          seed=config.seed, progress=config.progress_bar)
+            test, dev, extra = r.test_metrics, r.dev_metrics, {"param": r.param}
+        else:
+            from finetune.lightning import finetune
+
+            cfg = dataclasses.replace(ft_cfg, pooling=job.pooling)
+            if job.threads > 0:  # a worker process keeps to its one thread
+                cfg = dataclasses.replace(cfg, threads=job.threads)
+            res = finetune(job.model, task, cfg, out_dir=Path(job.out) / job.name / f"finetune_{job.pooling}")
+            test, dev, extra = res.test_metrics, res.dev_metrics, {"steps": res.steps, "best_step": res.best_step}
+    except DnalmError as exc:
+        print(f"   {job.name} / {label}: error: {exc}", flush=True)
+        return {**_row(used, job.name, label, task.metric, None, None, seconds=round(time.time() - t0, 1),
+                       status=f"error: {exc}"), "order": job.order}
+    secs = time.time() - t0
+    print(f"   {job.name} / {label}: test {task.metric} {test[task.metric]:.4f} ({secs:.0f} s)", flush=True)
+    return {**_row(used, job.name, label, task.metric, test, dev, seconds=round(secs, 1), status="ok", **extra),
+            "order": job.order}
+
+
+def _task_jobs(name: str, spec: TaskSpec, config: BenchmarkConfig, model: str, out: Path, threads: int,
+               order: int) -> tuple[list[_Job], list[dict], list[str]]:
+    """Load and describe one task (task.txt, skipped.csv) and list its jobs: (jobs, error rows, notes)."""
+    from dnalm.utils import atomic_write
+
+    try:
+        full, task, _ = _prepare(name, spec, config)
+    except DnalmError as exc:
+        print(f"== {name}: not loaded: {exc}", flush=True)
+        row = _row(None, name, "(task not loaded)", "", None, None, status=f"error: {exc}")
+        return [], [{**row, "order": order}], [f"not run: {exc}"]
+    task_dir = out / name
+    task_dir.mkdir(parents=True, exist_ok=True)
+    report = task.report()
+    print(f"== {name}\n{report}", flush=True)
+    with atomic_write(task_dir / "task.txt") as fh:
+        fh.write(report + "\n")
+    notes = list(task.notes)
+    if len(task.skipped):
+        with atomic_write(task_dir / "skipped.csv") as fh:
+            task.skipped.to_csv(fh, index=False)
+        notes.append(f"{len(task.skipped):,} input rows skipped (see {name}/skipped.csv)")
+    methods: list[tuple[str, str]] = []
+    if config.kmer and task.kind != "token_classification":
+        methods.append(("kmer", ""))
+        if config.kmer_full_train and len(full.train) > len(task.train):
+            methods.append(("kmer_full", ""))
+    if config.probe:
+        methods.append(("probe", ""))
+        if config.probe_max_train and len(task.train) > config.probe_max_train:
+            notes.append(f"frozen probe fitted on {config.probe_max_train:,} of the {len(task.train):,} train rows "
+                         f"(stratified, seed {config.seed})")
+    if config.run_finetune:
+        methods += [("finetune", p) for p in config.poolings]
+    jobs = [_Job(order + k, name, spec, m, p, config, str(model), str(out), threads) for k, (m, p) in enumerate(methods)]
+    return jobs, [], notes
+
+
 def run_benchmark(model: str | Path, config: BenchmarkConfig, out_dir: str | Path, command: str = "",
                   base_dir: Path | None = None) -> pd.DataFrame:
     """Run every task of the benchmark and write ``results.csv``, ``results.md`` and ``results.png``.
+
+    With ``config.workers > 1`` the (task, method) jobs run in that many worker processes, one torch thread
+    each (on a small CPU machine this scales better than threads inside one process); the longest jobs start
+    first.
 
     Args:
         model: a model directory (``save_pretrained``) or a preset name (random init).
@@ -114,11 +246,8 @@ def run_benchmark(model: str | Path, config: BenchmarkConfig, out_dir: str | Pat
     Returns:
         The results table (one row per task and method).
     """
-    from finetune.baselines import kmer_baseline
-    from finetune.lightning import FinetuneConfig, _load_backbone, finetune
-    from finetune.probes import run_probe
-
     from dnalm.utils import atomic_write
+    from finetune.lightning import FinetuneConfig
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -126,83 +255,30 @@ def run_benchmark(model: str | Path, config: BenchmarkConfig, out_dir: str | Pat
     specs = task_specs(config, base_dir)
     for p in config.poolings:
         FinetuneConfig(pooling=p)  # validate early
-    backbone = _load_backbone(model) if config.probe else None
+    if config.workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {config.workers}")
+    threads = 1 if config.workers > 1 else 0
+    jobs: list[_Job] = []
     rows: list[dict] = []
     task_notes: dict[str, list[str]] = {}
-    for name, spec in specs.items():
-        t_task = time.time()
-        print(f"== {name}", flush=True)
-        try:
-            ft_cfg = from_dict(FinetuneConfig, {**config.finetune, **(config.task_finetune or {}).get(name, {}),
-                                                "seed": config.seed, "progress_bar": config.progress_bar,
-                                                "save_model": config.save_models}, source=f"finetune settings of {name}")
-            full = load_task(spec)
-        except DnalmError as exc:
-            print(f"   skipped: {exc}", flush=True)
-            rows.append(_row(None, name, "(task not loaded)", "", None, None, status=f"error: {exc}"))
-            task_notes[name] = [f"not run: {exc}"]
-            continue
-        task = full.subsample({"train": ft_cfg.max_train, "dev": ft_cfg.max_dev, "test": ft_cfg.max_test}, config.seed)
-        ft_cfg = dataclasses.replace(ft_cfg, max_train=0, max_dev=0, max_test=0)
-        task_dir = out / name
-        task_dir.mkdir(parents=True, exist_ok=True)
-        report = task.report()
-        print(report, flush=True)
-        with atomic_write(task_dir / "task.txt") as fh:
-            fh.write(report + "\n")
-        if len(task.skipped):
-            with atomic_write(task_dir / "skipped.csv") as fh:
-                task.skipped.to_csv(fh, index=False)
-        task_notes[name] = list(task.notes) + ([f"{len(task.skipped):,} input rows skipped (see {name}/skipped.csv)"]
-                                               if len(task.skipped) else [])
-        learner = "ridge" if task.kind == "regression" else "logistic"
+    for t, (name, spec) in enumerate(specs.items()):
+        task_jobs, error_rows, task_notes[name] = _task_jobs(name, spec, config, model, out, threads, 100 * t)
+        jobs += task_jobs
+        rows += error_rows
+    if config.workers == 1:
+        rows += [_run_job(job) for job in jobs]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-        def attempt(t: Task, method: str, fn) -> None:
-            """Run one method; its row (or its error) goes into the table."""
-            t0 = time.time()
-            try:
-                test, dev, extra = fn()
-            except DnalmError as exc:
-                print(f"   {method}: error: {exc}", flush=True)
-                rows.append(_row(t, name, method, t.metric, None, None, seconds=round(time.time() - t0, 1),
-                                 status=f"error: {exc}"))
-                return
-            rows.append(_row(t, name, method, t.metric, test, dev, seconds=round(time.time() - t0, 1), status="ok",
-                             **extra))
-            print(f"   {method}: test {t.metric} {test[t.metric]:.4f} ({time.time() - t0:.0f} s)", flush=True)
-
-        def kmer_fn(t: Task):
-            r = kmer_baseline(t, list(config.kmer_k), config.kmer_grid or None, config.seed)
-            return r.test_metrics, r.dev_metrics, {"param": r.param}
-
-        def probe_fn():
-            t = task
-            if config.probe_max_train and len(task.train) > config.probe_max_train:
-                t = task.subsample({"train": config.probe_max_train}, config.seed)
-                task_notes[name].append(f"frozen probe: {t.notes[-1]}")
-            r = run_probe(backbone, t, config.probe_pooling, grid=config.probe_grid or None, seed=config.seed,
-                          progress=config.progress_bar)
-            return r.test_metrics, r.dev_metrics, {"param": r.param, "n_train": len(t.train)}
-
-        def finetune_fn(cfg):
-            res = finetune(model, task, cfg, out_dir=task_dir / f"finetune_{cfg.pooling}")
-            return res.test_metrics, res.dev_metrics, {"steps": res.steps, "best_step": res.best_step}
-
-        if config.kmer and task.kind != "token_classification":
-            ks = [int(k) for k in config.kmer_k]
-            span = f"{ks[0]}..{ks[-1]}" if ks == list(range(ks[0], ks[-1] + 1)) else ",".join(map(str, ks))
-            label = f"k-mer (k={span}) + {learner}"
-            attempt(task, label, lambda: kmer_fn(task))
-            if config.kmer_full_train and len(full.train) > len(task.train):
-                full_t = dataclasses.replace(task, train=full.train)
-                attempt(full_t, f"{label}, full train", lambda: kmer_fn(full_t))
-        if config.probe:
-            attempt(task, f"frozen {config.probe_pooling}-pooled embedding + {learner}", probe_fn)
-        if config.run_finetune:
-            for pooling in config.poolings:
-                cfg = dataclasses.replace(ft_cfg, pooling=pooling)
-                attempt(task, f"fine-tuned ({pooling} pooling)", lambda cfg=cfg: finetune_fn(cfg))
-        print(f"   ({time.time() - t_task:.0f} s)", flush=True)
+        # fine-tuning runs are the long ones: start them first, echo (twice the tokens) before mean
+        cost = {"finetune": 3, "probe": 1, "kmer_full": 1, "kmer": 0}
+        queue = sorted(jobs, key=lambda j: (-cost[j.method], j.pooling != "echo", j.order))
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=config.workers, mp_context=ctx) as pool:
+            rows += list(pool.map(_run_job, queue))
+    rows.sort(key=lambda r: r["order"])
+    rows = [{k: v for k, v in r.items() if k != "order"} for r in rows]
     df = pd.DataFrame(rows)
     for col in ("param", "steps", "best_step", "seconds", "status"):
         if col not in df.columns:

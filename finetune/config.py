@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import typing
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from dnalm.errors import ConfigError
 

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from dnalm.data.collate import collate
 from dnalm.errors import InputError
-from dnalm.tokenizer import DNATokenizer, PAD_ID
+from dnalm.tokenizer import PAD_ID, DNATokenizer
 from finetune.tasks import TaskSplit
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -132,9 +132,8 @@ def embed_file(
     meta = {"input": str(input), "pooling": pooling, "per_token": per_token, "model": str(model), "rows": len(seqs)}
     if suffix.endswith(".npz"):
         arrays.update(extra)
-        with atomic_path(out) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays, meta=np.asarray(json.dumps(meta)))
+        with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays, meta=np.asarray(json.dumps(meta)))
     else:
         from safetensors.numpy import save_file
 

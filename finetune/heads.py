@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dnalm.errors import ConfigError, InputError
-from dnalm.tokenizer import BOS_ID, NUM_BASE_TOKENS, PAD_ID, SEP_ID, _COMPLEMENT_IDS
+from dnalm.tokenizer import _COMPLEMENT_IDS, BOS_ID, NUM_BASE_TOKENS, PAD_ID, SEP_ID
 
 POOLINGS = ("mean", "last", "echo", "rc_echo")
 KINDS = ("binary", "multiclass", "multilabel", "regression", "token_classification")
@@ -66,7 +66,7 @@ class HeadConfig:
             raise ConfigError(f"a {self.kind} head needs at least 2 classes, got {self.num_outputs}")
 
     @classmethod
-    def from_dict(cls, d: dict, source: str = "head config") -> "HeadConfig":
+    def from_dict(cls, d: dict, source: str = "head config") -> HeadConfig:
         """Strict: an unknown key is an error naming it."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
@@ -345,7 +345,7 @@ class SequenceModel(nn.Module):
         return directory
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> "SequenceModel":
+    def load(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> SequenceModel:
         """Load a model written by :meth:`save_pretrained` (safetensors + JSON only)."""
         from safetensors.torch import load_file
 

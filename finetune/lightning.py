@@ -376,7 +376,7 @@ def write_outputs(result: FinetuneResult, config: FinetuneConfig, test_scores: n
         "seconds": round(result.seconds, 1),
         "rows": task.sizes(),
         "notes": task.notes,
-        "skipped": int(len(task.skipped)),
+        "skipped": len(task.skipped),
         "skipped_examples": task.skipped.head(10).to_dict("records"),
         "config": dataclasses.asdict(config),
         "model": str(out / "model") if config.save_model else None,

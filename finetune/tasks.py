@@ -24,9 +24,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,7 +61,7 @@ class TaskSplit:
     def __len__(self) -> int:
         return len(self.sequences)
 
-    def take(self, index: np.ndarray) -> "TaskSplit":
+    def take(self, index: np.ndarray) -> TaskSplit:
         """The rows ``index`` (in that order)."""
         index = np.asarray(index, dtype=np.int64)
         meta = self.meta.iloc[index].reset_index(drop=True) if self.meta is not None else None
@@ -106,7 +107,7 @@ class Task:
                 lines.append(f"    e.g. {row['source']}: line {row['line']} (id {row['id']}): {row['reason']}")
         return "\n".join(lines)
 
-    def subsample(self, max_rows: dict[str, int | None], seed: int = 0) -> "Task":
+    def subsample(self, max_rows: dict[str, int | None], seed: int = 0) -> Task:
         """A copy with at most ``max_rows[split]`` rows per split (stratified by class, seeded); adds a note."""
         out = dataclasses.replace(self, notes=list(self.notes))
         for name, limit in (max_rows or {}).items():
@@ -163,11 +164,11 @@ def carve_split(labels: np.ndarray, fraction: float, seed: int, kind: str) -> tu
         carved = []
         for c in np.unique(labels):
             members = np.flatnonzero(labels == c)
-            k = int(round(fraction * len(members)))
+            k = round(fraction * len(members))
             carved.append(rng.choice(members, size=k, replace=False))
         carved = np.sort(np.concatenate(carved)) if carved else np.zeros(0, np.int64)
     else:
-        carved = np.sort(rng.choice(N, size=int(round(fraction * N)), replace=False))
+        carved = np.sort(rng.choice(N, size=round(fraction * N), replace=False))
     kept = np.setdiff1d(np.arange(N), carved)
     return kept, carved
 
@@ -443,7 +444,7 @@ class GenomeSource:
         self.offsets = {self.genome.resolve(k): int(v) for k, v in (offsets or {}).items()}
 
     @classmethod
-    def parse(cls, text: str, spec: TaskSpec) -> "GenomeSource":
+    def parse(cls, text: str, spec: TaskSpec) -> GenomeSource:
         """``FASTA`` or ``FASTA@CHROM:OFFSET[,CHROM:OFFSET]`` (paths relative to the spec's base folder)."""
         if isinstance(text, dict):
             if "fasta" not in text:
@@ -616,8 +617,8 @@ def load_genomic_benchmark(spec: TaskSpec | str) -> Task:
             )
     kind = "binary" if len(classes) == 2 else "multiclass"
     kept, carved = carve_split(splits["train"].labels, spec.dev_fraction, spec.seed, kind)
-    notes = [f"GenomicBenchmarks has no dev split: dev carved from train ({spec.dev_fraction:.0%}, stratified, "
-             f"seed {spec.seed})"]
+    notes = [(f"GenomicBenchmarks has no dev split: dev carved from train ({spec.dev_fraction:.0%}, stratified, "
+              f"seed {spec.seed})")]
     if len(skipped):
         notes.append(f"{len(skipped):,} interval(s) not inside the given genome(s) were skipped (see skipped)")
     return Task(

@@ -31,6 +31,7 @@ class EvalConfig:
     max_reference: int = 20000  # reference rows used for oracle/k-mer/motif baselines (novelty uses all)
     kmer_sizes: tuple = (4, 6)  # k-mer spectra compared by JS divergence
     motif_threshold: float = 0.85  # relative PWM score threshold for a hit
+    max_motif_reference: int = 3000  # reference rows scanned for motif frequencies (a random subset)
     motif_tax_group: str | None = None  # keep only JASPAR matrices of this tax group
     max_pairs: int = 20000  # pairs sampled for diversity when a set is large
     seed: int = 0
@@ -298,21 +299,24 @@ def _motif_tables(motifs_path, groups, seqs, ref_seqs, ref_bins, props, cfg: Eva
     from dnalm.utils import atomic_write
 
     ms = read_motifs(motifs_path, tax_group=cfg.motif_tax_group)
-    sets: dict[str, list[str]] = {f"generated:{g or '(none)'}": [seqs[i] for i in idx] for g, idx in groups.items()}
-    sets["real:all"] = ref_seqs
+    present_gen = scan_motifs(seqs, ms, cfg.motif_threshold) > 0  # (N_generated, M)
+    rows = np.arange(len(ref_seqs))
+    if len(rows) > cfg.max_motif_reference:  # frequencies from a random subset keep the scan to seconds
+        rows = np.sort(np.random.default_rng(cfg.seed).choice(rows, cfg.max_motif_reference, replace=False))
+    present_ref = scan_motifs([ref_seqs[i] for i in rows], ms, cfg.motif_threshold) > 0  # (R, M)
+    ref_bins = ref_bins[rows] if ref_bins is not None else None
+    frac = {f"generated:{g or '(none)'}": present_gen[idx].mean(0) for g, idx in groups.items()}
+    frac["real:all"] = present_ref.mean(0)
     if ref_bins is not None and len(props) == 1:
         for k in np.unique(ref_bins[:, 0]):
-            sets[f"real:{props[0]}={k}"] = [ref_seqs[i] for i in np.flatnonzero(ref_bins[:, 0] == k)]
-    frac = {}
-    for name, ss in sets.items():
-        hits = scan_motifs(ss, ms, cfg.motif_threshold)
-        frac[name] = (hits > 0).mean(0)
-    names = list(sets)
+            frac[f"real:{props[0]}={k}"] = present_ref[ref_bins[:, 0] == k].mean(0)
+    names = list(frac)
     with atomic_write(out_dir / "motifs.tsv") as fh:
         fh.write("motif_id\tname\ttax_group\t" + "\t".join(f"frac_{n}" for n in names) + "\n")
         for m in range(len(ms)):
             fh.write(f"{ms.ids[m]}\t{ms.names[m]}\t{ms.tax_groups[m]}\t" + "\t".join(f"{frac[n][m]:.4f}" for n in names) + "\n")
-    summary = {"file": ms.source, "n_motifs": len(ms), "threshold": cfg.motif_threshold, "tax_group": cfg.motif_tax_group, "sets": {}}
+    summary = {"file": ms.source, "n_motifs": len(ms), "threshold": cfg.motif_threshold, "tax_group": cfg.motif_tax_group,
+               "n_reference_scanned": len(rows), "sets": {}}
     real = frac["real:all"]
     for g in groups:
         name = f"generated:{g or '(none)'}"

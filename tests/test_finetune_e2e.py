@@ -126,3 +126,14 @@ def test_benchmark_cli_writes_table_markdown_and_plot(tiny_model, tmp_path):
     md = (out / "results.md").read_text()
     assert "| dnabert2_sample_data | mcc | 15 / 15 / 15 |" in md
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_benchmark_worker_processes_give_the_same_rows(tiny_model, tmp_path):
+    data = need("dnabert2_sample_data")
+    args = ["benchmark", "--model", str(tiny_model), "--suite", "gue", "--data", str(data), "--set", "probe=false",
+            "--set", "run_finetune=false", "--set", "kmer_k=1,2,3", "--set", "progress_bar=false"]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    assert main([*args, "--out", str(tmp_path / "two"), "--set", "workers=2"]) == 0
+    one = pd.read_csv(tmp_path / "one" / "results.csv").drop(columns=["seconds"])
+    two = pd.read_csv(tmp_path / "two" / "results.csv").drop(columns=["seconds"])
+    pd.testing.assert_frame_equal(one, two)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +60,7 @@ def test_genomic_benchmarks_intervals_inside_slices_resolve_strand_aware_and_oth
     task = load_task(f"{gb}?genome.worm={worm}&genome.human={human}@chr22:32000000")
     assert task.kind == "binary" and task.metric == "accuracy" and task.classes == ["human", "worm"]
     # independent count of the intervals inside the slices (from the raw CSVs and the .fai lengths)
-    sizes = {l.split()[0]: int(l.split()[1]) for l in open(f"{worm}.fai")}
+    sizes = {f[0]: int(f[1]) for f in (line.split() for line in Path(f"{worm}.fai").read_text().splitlines())}
     expected = {}
     for split in ("train", "test"):
         w = pd.read_csv(gb / split / "worm.csv.gz", dtype={"region": str})
@@ -114,7 +113,7 @@ def _fake_slice(tmp_path: Path, chrom: str, start: int, end: int, seed: int = 0)
 
 def test_bend_multilabel_bed_loads_its_label_lists(tmp_path):
     bed = need("bend", "basset_samples.bed")
-    lines = [l.rstrip("\n").split("\t") for l in open(bed)]
+    lines = [line.split("\t") for line in bed.read_text().splitlines()]
     lo = min(int(f[1]) for f in lines)
     cut = sorted(int(f[2]) for f in lines)[60]  # the slice covers about two thirds of the intervals
     fa = _fake_slice(tmp_path, "chr19", lo, cut)

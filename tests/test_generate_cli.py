@@ -105,3 +105,13 @@ def test_cli_generate_errors(table, generator, capsys, extra, msg):
     err = capsys.readouterr().err
     assert rc == 2 and msg in err and "Traceback" not in err
     assert not (table / "bad.fa").exists()  # nothing half-written
+
+
+def test_parse_edges():
+    from dnalm.commands.finetune_generator import parse_edges
+    from dnalm.errors import ConfigError
+
+    assert parse_edges(["a=1,2.5", "b=0"]) == {"a": [1.0, 2.5], "b": [0.0]}
+    for bad in (["a"], ["a="], ["a=1,x"]):
+        with pytest.raises(ConfigError, match="--edges"):
+            parse_edges(bad)
