@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-oracle": ("dnalm.commands.train_oracle", "train a CNN regression oracle of CRE activity (held-out Spearman/Pearson)"),
     "evaluate-cre": ("dnalm.commands.evaluate_cre", "score generated CREs: oracle activity per class, diversity, novelty, k-mers, motifs"),
     "score-variants": ("dnalm.commands.score_variants", "score VCF/TSV variants (LLR, embedding distance) into VCF/TSV"),
+    "variant-summary": ("dnalm.commands.variant_summary", "summarise a scored VCF: statuses, scores, per-class AUROC"),
     "ism": ("dnalm.commands.ism", "in-silico saturation mutagenesis of a sequence or region (TSV + heatmap/logo)"),
     "import-hyenadna": ("dnalm.commands.import_hyenadna", "convert a HyenaDNA checkpoint into a dnalm model directory"),
 }

@@ -689,6 +689,7 @@ def pretrain(
     out: str | os.PathLike,
     resume: bool = False,
     callbacks: list | tuple = (),
+    overwrite: bool = False,
 ) -> dict:
     """Pretrain a model with next-nucleotide prediction as configured; see the module docstring.
 
@@ -697,9 +698,12 @@ def pretrain(
         out: run folder: ``checkpoints/last.ckpt``, ``model/``, ``metrics.csv``, ``curves.png``, ``config.yaml``.
         resume: continue from ``out/checkpoints/last.ckpt`` through Lightning's resume path.
         callbacks: extra Lightning callbacks.
+        overwrite: start afresh in a folder that holds a run (its checkpoints, metrics and curves are deleted;
+            ``model/`` is replaced at the first export).
 
     Returns:
-        ``{"out", "model_dir", "steps", "tokens", "last_validation", "wall_s"}``.
+        ``{"out", "model_dir", "steps", "tokens", "last_validation", "wall_s", "tokens_per_s", "is_global_zero"}``
+        (every process returns; only rank 0 has written files).
     """
     import yaml
     from lightning.fabric.utilities.rank_zero import rank_zero_only
@@ -707,8 +711,14 @@ def pretrain(
 
     _quiet_lightning()
     out = Path(out)
-    ckpt = latest_checkpoint(out)
     is_rank_zero = rank_zero_only.rank == 0
+    if overwrite and resume:
+        raise ConfigError("--overwrite and --resume exclude each other")
+    if overwrite and is_rank_zero:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        for stale in [*out.glob("hpc_ckpt_*.ckpt"), out / "metrics.csv", out / "curves.png"]:
+            stale.unlink(missing_ok=True)
+    ckpt = None if overwrite else latest_checkpoint(out)
     if resume:
         if ckpt is None:
             raise ConfigError(
@@ -723,14 +733,12 @@ def pretrain(
                     "resume needs the same model, data, stages, optimizer and seed (start a new --out instead)"
                 )
     elif ckpt is not None:
-        raise ConfigError(f"{out} already holds a run ({ckpt}); pass --resume to continue it or choose another --out")
+        raise ConfigError(
+            f"{out} already holds a run ({ckpt}); pass --resume to continue it, --overwrite to start afresh, "
+            "or choose another --out"
+        )
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
-    if is_rank_zero:
-        out.mkdir(parents=True, exist_ok=True)
-        with atomic_write(out / "config.yaml") as fh:
-            fh.write(cfg.to_yaml())
-
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     model = build_pretrain_model(cfg)
     module = PretrainModule(cfg, model)
@@ -781,6 +789,10 @@ def pretrain(
         if type(exc).__name__ == "MisconfigurationException":
             raise ConfigError(f"trainer: {exc}") from None
         raise
+    if is_rank_zero:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_write(out / "config.yaml") as fh:
+            fh.write(cfg.to_yaml())
     t0 = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if resume else None)
     wall = time.perf_counter() - t0

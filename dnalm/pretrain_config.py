@@ -204,6 +204,8 @@ class PretrainConfig:
             raise ConfigError(f"trainer.strategy: {t.strategy!r} is not one of {', '.join(STRATEGIES)}")
         if t.accelerator not in ACCELERATORS:
             raise ConfigError(f"trainer.accelerator: {t.accelerator!r} is not one of {', '.join(ACCELERATORS)}")
+        if t.strategy == "fsdp" and t.accelerator == "cpu":
+            raise ConfigError("trainer.strategy: fsdp needs GPUs (trainer.accelerator: gpu); use ddp on CPUs")
         if t.precision not in PRECISIONS:
             raise ConfigError(f"trainer.precision: {t.precision!r} is not one of {', '.join(PRECISIONS)}")
         for name in ("devices", "num_nodes", "log_every", "val_every", "val_batches", "checkpoint_every"):

@@ -235,6 +235,29 @@ def _cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return 1.0 - num / np.maximum(den, 1e-300)
 
 
+def _reuse_batches(pairs: list[_Pair], batch_size: int):
+    """Index batches for the prefix-reuse path: one split per batch (the cache has one offset), the pairs of one
+    prefix (the ALTs of a site on one strand) kept together, at most ``2 * batch_size`` distinct REF/ALT
+    suffix rows per batch (as many rows as a from-scratch batch of ``batch_size`` pairs)."""
+    groups: dict[int, dict[bytes, list[int]]] = {}
+    for i, p in enumerate(pairs):
+        groups.setdefault(p.split, {}).setdefault(p.ref[: p.split].tobytes(), []).append(i)
+    for split in sorted(groups):
+        batch: list[int] = []
+        rows: set[tuple[bytes, bytes]] = set()
+        for key, members in groups[split].items():
+            for m0 in range(0, len(members), batch_size):  # a site with very many ALTs is split
+                part = members[m0 : m0 + batch_size]
+                new = {(key, seq[split:].tobytes()) for i in part for seq in (pairs[i].ref, pairs[i].alt)}
+                if batch and len(rows | new) > 2 * batch_size:
+                    yield batch
+                    batch, rows = [], set()
+                batch += part
+                rows |= new
+        if batch:
+            yield batch
+
+
 def _score_pairs(
     model,
     pairs: list[_Pair],
@@ -251,26 +274,22 @@ def _score_pairs(
     want_emb = "embedding_cosine" in scores
     scorer = _PairScorer(model, want_emb)
     W = len(pairs[0].ref)
-    # batches of pairs with the same split (the cache has one offset per batch); input order within a split
-    # keeps the ALTs of one site together so that they share the prefix and the REF suffix
-    groups: dict[int, list[int]] = {}
-    for i, p in enumerate(pairs):
-        groups.setdefault(p.split if reuse_prefix else 0, []).append(i)
-    for split in sorted(groups):
-        idx = groups[split]
-        for b0 in range(0, len(idx), batch_size):
-            chunk = idx[b0 : b0 + batch_size]
-            batch = [pairs[i] for i in chunk]
-            res = scorer.reuse(batch) if reuse_prefix else scorer.full(batch)
-            delta = res["ll_alt"] - res["ll_ref"]
-            if "llr" in out:
-                out["llr"][chunk] = delta / W
-            if "llr_sum" in out:
-                out["llr_sum"][chunk] = delta
-            if want_emb:
-                out["embedding_cosine"][chunk] = _cosine_distance(res["emb_ref"], res["emb_alt"])
-            if bar is not None:
-                bar.update(len(chunk))
+    if reuse_prefix:
+        batches = _reuse_batches(pairs, batch_size)
+    else:
+        batches = (list(range(b0, min(n, b0 + batch_size))) for b0 in range(0, n, batch_size))
+    for chunk in batches:
+        batch = [pairs[i] for i in chunk]
+        res = scorer.reuse(batch) if reuse_prefix else scorer.full(batch)
+        delta = res["ll_alt"] - res["ll_ref"]
+        if "llr" in out:
+            out["llr"][chunk] = delta / W
+        if "llr_sum" in out:
+            out["llr_sum"][chunk] = delta
+        if want_emb:
+            out["embedding_cosine"][chunk] = _cosine_distance(res["emb_ref"], res["emb_alt"])
+        if bar is not None:
+            bar.update(len(chunk))
     return out
 
 

@@ -362,6 +362,8 @@ def test_pretrain_outputs_and_exact_resume(genome, tmp_path):
         pretrain(cfg, killed)  # a second start into the same folder must not overwrite the run
     with pytest.raises(ConfigError, match=r"optim.lr"):
         pretrain(tiny(genome, "trainer.export_every=4", "optim.lr=1e-2"), killed, resume=True)
+    with pytest.raises(ConfigError, match="exclude each other"):
+        pretrain(cfg, killed, resume=True, overwrite=True)
     resumed = pretrain(cfg, killed, resume=True)
     assert resumed["steps"] == 8
     a, b = _weights(run), _weights(killed)
@@ -369,6 +371,10 @@ def test_pretrain_outputs_and_exact_resume(genome, tmp_path):
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert any(not torch.equal(partial[k], a[k]) for k in a)  # the resumed run did train on
+    # --overwrite starts afresh in a used folder; the same seed gives the same run
+    first = _weights(run)
+    pretrain(cfg, run, overwrite=True)
+    assert all(torch.equal(first[k], v) for k, v in _weights(run).items())
     with open(killed / "metrics.csv") as fh:
         rows_b = list(csv.DictReader(fh))
     assert [r["step"] for r in rows_b] == [r["step"] for r in rows]

@@ -504,3 +504,30 @@ def test_cli_head_from_finetuned_dir(tmp_path, genome):
         y = clf.predict(ids, torch.ones_like(ids)).reshape(-1)
         deltas.append(float(y[1] - y[0]))
     assert got[0] == pytest.approx(np.mean(deltas), rel=1e-5)
+
+
+def test_reuse_batches_keep_sites_together(genome):
+    from dnalm.variant_effect import _make_pair, _reuse_batches
+
+    sites = [("1", pos) for pos in range(40, 240, 10)]
+    pairs = []
+    for chrom, pos in sites:  # every site with its three ALTs, on both strands
+        ref = genome.seqs[chrom][pos - 1]
+        for alt in "ACGT".replace(ref, ""):
+            for strand in "+-":
+                pairs.append(_make_pair(TOK, *variant_windows(genome, chrom, pos, ref, alt, 20, strand)))
+    for batch_size in (1, 3, 4, 8):
+        batches = list(_reuse_batches(pairs, batch_size))
+        assert sorted(i for b in batches for i in b) == list(range(len(pairs)))  # each pair exactly once
+        for b in batches:
+            assert len({pairs[i].split for i in b}) == 1
+            rows = {(pairs[i].ref[: pairs[i].split].tobytes(), seq[pairs[i].split :].tobytes())
+                    for i in b for seq in (pairs[i].ref, pairs[i].alt)}
+            assert len(rows) <= 2 * batch_size  # as many rows as a from-scratch batch
+        # a site's three ALTs on one strand share a batch whenever they fit
+        if batch_size >= 3:
+            where = {i: k for k, b in enumerate(batches) for i in b}
+            for s in range(len(sites)):
+                for strand in range(2):
+                    members = [6 * s + 2 * a + strand for a in range(3)]
+                    assert len({where[i] for i in members}) == 1

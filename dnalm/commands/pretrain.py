@@ -16,6 +16,8 @@ def add_arguments(p) -> None:
         help="override a config value, e.g. --set optim.lr=1e-3 --set stages.0.steps=50 (repeatable)",
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.ckpt")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh even if --out holds a run (its checkpoints, metrics and curves are deleted)")
     p.add_argument("--check", action="store_true", help="validate the config (and data splits) and exit")
 
 
@@ -33,7 +35,7 @@ def run(args) -> int:
         return 0
     from dnalm.pretrain import pretrain
 
-    result = pretrain(cfg, args.out, resume=args.resume)
+    result = pretrain(cfg, args.out, resume=args.resume, overwrite=args.overwrite)
     if result["is_global_zero"]:
         v = result["last_validation"]
         val = f", validation {v['val_bits_per_base']:.4f} bits/base" if v else ""

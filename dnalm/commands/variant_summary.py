@@ -1,0 +1,19 @@
+"""Summarise a scored VCF (from `dnalm score-variants`): counts per status, score distribution, and, when the
+records carry a class label in INFO (e.g. CSQ=stop_gained|synonymous), the mean score per class and the AUROC of
+each score for separating each class from the others (damaging classes are expected to have lower LLR)."""
+
+from __future__ import annotations
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--vcf", required=True, help="VCF written by dnalm score-variants")
+    p.add_argument("--label-info", default="CSQ", help="INFO key holding a class label (default CSQ; absent is fine)")
+    p.add_argument("--out", required=True, help="summary TSV")
+
+
+def run(args) -> int:
+    from dnalm.variant_summary import summarise_scored_vcf
+
+    table = summarise_scored_vcf(args.vcf, label_info=args.label_info, out=args.out)
+    print(table.to_string(index=False))
+    return 0

@@ -1,0 +1,135 @@
+"""Tools behind the pipeline: tasks derived from a genome annotation, scored-VCF summaries, the report."""
+
+import csv
+import gzip
+
+import numpy as np
+import pandas as pd
+import pysam
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from data_prep.demo_tasks import _CODE, derive_tasks, read_genes
+from dnalm.cli import main
+from dnalm.tokenizer import reverse_complement
+from dnalm.variant_summary import summarise_scored_vcf
+
+
+@pytest.fixture(scope="module")
+def derived(demo_yeast_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("derived")
+    fasta = demo_yeast_dir / "sacCer_R64.fa.gz"
+    summary = derive_tasks(fasta, demo_yeast_dir / "sacCer_R64.cds.bed", out, max_promoters=300, n_codons=120)
+    return out, fasta, summary
+
+
+def test_promoter_task_is_balanced_split_by_chromosome_and_upstream(derived, demo_yeast_dir):
+    out, fasta, summary = derived
+    splits = {s: pd.read_csv(out / "promoters" / f"{s}.csv") for s in ("train", "dev", "test")}
+    for s, df in splits.items():
+        assert list(df.columns) == ["sequence", "label"]
+        assert df["sequence"].str.len().eq(300).all()
+        assert set(df["label"]) <= {0, 1}
+        assert summary["promoters"][s]["n"] == len(df)
+    total_pos = sum(int(df["label"].sum()) for df in splits.values())
+    total_neg = sum(int((df["label"] == 0).sum()) for df in splits.values())
+    assert total_pos == 300 and total_neg == 300
+    # every positive is the 300 bp upstream of a CDS start (strand-aware), checked with pysam directly
+    fa = pysam.FastaFile(str(fasta))
+    upstream = set()
+    for g in read_genes(demo_yeast_dir / "sacCer_R64.cds.bed"):
+        if g.strand == "+" and g.start >= 300:
+            upstream.add(fa.fetch(g.chrom, g.start - 300, g.start).upper())
+        elif g.strand == "-" and g.end + 300 <= fa.get_reference_length(g.chrom):
+            upstream.add(reverse_complement(fa.fetch(g.chrom, g.end, g.end + 300).upper()))
+    pos = pd.concat(splits.values()).query("label == 1")["sequence"]
+    assert pos.isin(upstream).all()
+
+
+def test_cre_table_marks_ribosomal_protein_genes(derived):
+    out, _, summary = derived
+    df = pd.read_csv(out / "cre" / "promoters.tsv", sep="\t")
+    rp = df[df["ribosomal_protein"] == 1]["gene"]
+    assert len(rp) == summary["cre"]["ribosomal_protein"] > 100
+    assert rp.str.upper().str.match(r"^RP[LS]").all()
+    assert df["sequence"].str.len().eq(150).all()
+    gc = df["sequence"].map(lambda s: (s.count("G") + s.count("C")) / len(s))
+    np.testing.assert_allclose(gc, df["gc"], atol=1e-4)
+
+
+def test_coding_snvs_have_the_stated_consequence(derived, demo_yeast_dir):
+    out, fasta, summary = derived
+    fa = pysam.FastaFile(str(fasta))
+    genes = {g.name: g for g in read_genes(demo_yeast_dir / "sacCer_R64.cds.bed")}
+    n = 0
+    for rec in pysam.VariantFile(str(out / "variants" / "coding_snvs.vcf.gz")):
+        n += 1
+        assert fa.fetch(rec.chrom, rec.pos - 1, rec.pos).upper() == rec.ref
+        g = genes[rec.info["GENE"]]
+        ref = fa.fetch(g.chrom, g.start, g.end).upper()
+        alt = ref[: rec.pos - 1 - g.start] + rec.alts[0] + ref[rec.pos - g.start :]
+        if g.strand == "-":
+            ref, alt = reverse_complement(ref), reverse_complement(alt)
+        p_ref = "".join(_CODE[ref[i : i + 3]] for i in range(0, len(ref), 3))
+        p_alt = "".join(_CODE[alt[i : i + 3]] for i in range(0, len(alt), 3))
+        if rec.info["CSQ"] == "synonymous":
+            assert p_ref == p_alt
+        else:
+            assert rec.info["CSQ"] == "stop_gained"
+            assert p_alt.index("*") < len(p_alt) - 1 and p_ref.index("*") == len(p_ref) - 1
+    assert n == summary["variants"]["n"] > 50
+    assert summary["variants"]["stop_gained"] > 0 and summary["variants"]["synonymous"] > 0
+
+
+def test_variant_summary_matches_sklearn(tmp_path):
+    rng = np.random.default_rng(0)
+    lines = [
+        "##fileformat=VCFv4.2", "##contig=<ID=chrI,length=1000>",
+        '##INFO=<ID=CSQ,Number=1,Type=String,Description="x">',
+        '##INFO=<ID=DNALM_LLR,Number=A,Type=Float,Description="x">',
+        '##INFO=<ID=DNALM_EMB_COS,Number=A,Type=Float,Description="x">',
+        '##INFO=<ID=DNALM_STATUS,Number=.,Type=String,Description="x">',
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO",
+    ]
+    labels, llr, emb = [], [], []
+    for i in range(40):
+        lab = "stop_gained" if i % 3 == 0 else "synonymous"
+        a, b = rng.normal(-1 if lab == "stop_gained" else 0), rng.random()
+        labels.append(lab), llr.append(round(a, 4)), emb.append(round(b, 4))
+        lines.append(f"chrI\t{i + 10}\t.\tA\tC\t.\tPASS\tCSQ={lab};DNALM_LLR={a:.4f};DNALM_EMB_COS={b:.4f};DNALM_STATUS=ok")
+    lines.append("chrI\t100\t.\tA\t<DEL>\t.\tPASS\tDNALM_STATUS=symbolic_allele")
+    path = tmp_path / "s.vcf"
+    path.write_text("\n".join(lines) + "\n")
+    t = summarise_scored_vcf(path, out=tmp_path / "s.tsv")
+    assert t.query("what == 'records'")["n"].item() == 41
+    assert t.query("what == 'status' and group == 'symbolic_allele'")["n"].item() == 1
+    is_stop = np.array([lab == "stop_gained" for lab in labels])
+    row = t.query("what == 'class' and group == 'stop_gained' and score == 'DNALM_LLR'")
+    assert row["auroc"].item() == pytest.approx(roc_auc_score(is_stop, -np.array(llr)))
+    row = t.query("what == 'class' and group == 'stop_gained' and score == 'DNALM_EMB_COS'")
+    assert row["auroc"].item() == pytest.approx(roc_auc_score(is_stop, np.array(emb)))
+    assert pd.read_csv(tmp_path / "s.tsv", sep="\t").shape[0] == len(t)
+    # not a scored VCF -> clean CLI error
+    plain = tmp_path / "p.vcf"
+    plain.write_text("\n".join(lines[:2] + ["#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]) + "\n")
+    assert main(["variant-summary", "--vcf", str(plain), "--out", str(tmp_path / "x.tsv")]) == 2
+
+
+def test_report_collects_tables_plots_and_missing_files(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    (tmp_path / "a.csv").write_text("x,y\n1,2.5\n3,4\n")
+    (tmp_path / "b.json").write_text('{"bits_per_base": 1.9, "nested": {"k": 1}}')
+    (tmp_path / "c.md").write_text("| a |\n|---|\n| 1 |\n")
+    plt.plot([1, 2]), plt.savefig(tmp_path / "d.png"), plt.close()
+    files = ",".join(str(tmp_path / f) for f in ("a.csv", "b.json", "c.md", "d.png", "missing.tsv"))
+    assert main(["report", "--out", str(tmp_path / "r" / "report.md"), "--section", f"One={files}"]) == 0
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "## One" in md and "| 1 | 2.5 |" in md and "bits_per_base" in md and "![d](../d.png)" in md
+    assert "_missing:" in md
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "data:image/png;base64," in html and "<table" in html
+    assert main(["report", "--out", str(tmp_path / "r2.md"), "--section", "no-equals-sign"]) == 2
