@@ -1,29 +1,30 @@
 # Fine-tuning benchmark: the fine-tuned model beside a frozen-embedding probe and a k-mer baseline.
 
 
-def benchmark_suite():
-    suite = config["benchmark"]["suite"]
-    return "workflow/benchmark_derived.yaml" if suite == "derived" else suite
-
-
 rule benchmark:
     input:
         model=MODEL,
-        tasks=f"{TASKS_DIR}/promoters/train.csv" if config["benchmark"]["suite"] == "derived" else [],
+        settings=config["benchmark"]["config"],
+        tasks=benchmark_task_inputs(),
     output:
         csv="results/benchmark/results.csv",
         md="results/benchmark/results.md",
         png="results/benchmark/results.png",
     params:
-        suite=benchmark_suite(),
-        data=benchmark_data(),
+        suite=config["benchmark"]["suite"],
+        data=benchmark_data,
         tasks=("--tasks " + ",".join(config["benchmark"]["tasks"])) if config["benchmark"]["tasks"] else "",
         sets=sets(config["benchmark"].get("set", [])),
+        model=lambda w, input: os.path.dirname(input.model),
+        outdir=lambda w, output: os.path.dirname(output.csv),
     threads: 2
     resources:
         gpu=1,
+    conda:
+        "../envs/dnalm.yaml"
     log:
         "logs/benchmark.log",
     shell:
-        "dnalm benchmark --model {MODEL_DIR} --suite {params.suite} --data {params.data} --out results/benchmark "
-        "{params.tasks} {params.sets} > {log} 2>&1"
+        "dnalm benchmark --model {params.model} --suite {params.suite} --data {params.data} "
+        "--config {input.settings} --out {params.outdir} --set progress_bar=false {params.tasks} {params.sets} "
+        "> {log} 2>&1"

@@ -1,4 +1,6 @@
-# Paths and small helpers shared by the rules (no project code is imported here).
+# Paths and helper functions shared by the rules (no project code is imported here).
+
+import os
 
 GENOME_NAME = config["genome"]["name"]
 GENOME_DIR = "results/genome"
@@ -6,11 +8,23 @@ GENOME_FASTA = f"{GENOME_DIR}/{GENOME_NAME}.fa.gz"
 TASKS_DIR = "results/tasks"
 MODEL_DIR = "results/pretrain/model"
 MODEL = f"{MODEL_DIR}/model.safetensors"
+CRE_DIR = "results/cre"
+PROPS = config["cre"]["property_columns"]
 
 
 def sets(values, flag="--set"):
     """Render a list of key=value overrides as repeated command-line options."""
     return " ".join(f"{flag} '{v}'" for v in values)
+
+
+def genome_input():
+    """The file prepare_genome reads: none for the demo, the user's file, or the download."""
+    src = config["genome"]["source"]
+    if src == "file":
+        return config["genome"]["path"]
+    if src == "url":
+        return f"results/download/{GENOME_NAME}.input"
+    return []
 
 
 def variant_sets():
@@ -29,8 +43,40 @@ def cre_table():
     return config["cre"].get("table") or f"{TASKS_DIR}/cre/promoters.tsv"
 
 
-def benchmark_data():
-    suite = config["benchmark"]["suite"]
-    if suite == "derived":
-        return TASKS_DIR
-    return config["benchmark"].get("data", "")
+def benchmark_task_inputs():
+    """The derived promoter task when the benchmark runs on derived tasks (no data folder configured)."""
+    return [] if config["benchmark"].get("data") else [f"{TASKS_DIR}/promoters/train.csv"]
+
+
+def benchmark_data(wildcards, input):
+    if config["benchmark"].get("data"):
+        return config["benchmark"]["data"]
+    return os.path.dirname(os.path.dirname(input.tasks[0]))
+
+
+def cre_conditions():
+    """The requested conditions: the configured ones, else the lowest and highest bin of the first property."""
+    conds = config["cre"].get("conditions") or []
+    if conds:
+        return conds
+    edges = config["cre"].get("edges") or {}
+    bins = len(edges[PROPS[0]]) + 1 if PROPS[0] in edges else config["cre"]["bins"]
+    return [f"{PROPS[0]}=0", f"{PROPS[0]}={bins - 1}"]
+
+
+def edges_args():
+    edges = config["cre"].get("edges") or {}
+    return " ".join(f"--edges {k}={','.join(str(v) for v in vals)}" for k, vals in edges.items() if k in PROPS)
+
+
+def report_sections(wildcards, input):
+    """--section options of dnalm report, one per pipeline stage."""
+    variant_tables = [f for f in input.variants if f.endswith(".tsv")]
+    sections = [
+        ("Pretraining", input.pretraining),
+        ("Held-out language modelling (bits per base vs Markov baselines)", input.lm),
+        ("Fine-tuning benchmark", input.benchmark),
+        ("Variant effects", variant_tables),
+        ("CRE design", input.cre),
+    ]
+    return " ".join(f"--section '{title}={','.join(files)}'" for title, files in sections)

@@ -1,22 +1,6 @@
 # Conditional CRE design: fine-tune a generator on an activity table, generate the lowest and highest classes,
 # train an independent oracle on the same table, and evaluate the generated sequences with it.
 
-CRE_DIR = "results/cre"
-PROPS = config["cre"]["property_columns"]
-
-
-def cre_conditions():
-    """The requested conditions: the configured ones, else the lowest and highest bin of the first property."""
-    conds = config["cre"].get("conditions") or []
-    if conds:
-        return conds
-    bins = len(config["cre"]["edges"].get(PROPS[0], [])) + 1 if config["cre"].get("edges") else config["cre"]["bins"]
-    return [f"{PROPS[0]}=0", f"{PROPS[0]}={bins - 1}"]
-
-
-def edges_args():
-    return " ".join(f"--edges {k}={','.join(str(v) for v in vals)}" for k, vals in config["cre"].get("edges", {}).items())
-
 
 rule finetune_generator:
     input:
@@ -31,15 +15,19 @@ rule finetune_generator:
         bins=config["cre"]["bins"],
         edges=edges_args(),
         extra=config["cre"].get("generator_args", ""),
+        model=lambda w, input: os.path.dirname(input.model),
+        outdir=lambda w, output: os.path.dirname(output[0]),
     threads: 2
     resources:
         gpu=1,
+    conda:
+        "../envs/dnalm.yaml"
     log:
         "logs/finetune_generator.log",
     shell:
-        "dnalm finetune-generator --model {MODEL_DIR} --data {input.table} --sequence-column {params.seqcol} "
+        "dnalm finetune-generator --model {params.model} --data {input.table} --sequence-column {params.seqcol} "
         "{params.table_options} --property-columns {params.props} --bins {params.bins} {params.edges} "
-        "--out {CRE_DIR}/generator --threads {threads} --no-progress {params.extra} > {log} 2>&1"
+        "--out {params.outdir} --threads {threads} --no-progress {params.extra} > {log} 2>&1"
 
 
 rule generate_cre:
@@ -55,11 +43,14 @@ rule generate_cre:
         top_k=f"--top-k {config['cre']['top_k']}" if config["cre"]["top_k"] else "",
         seed=config["cre"]["seed"],
         extra=config["cre"].get("generate_args", ""),
+        generator=lambda w, input: os.path.dirname(input[0]),
     threads: 2
+    conda:
+        "../envs/dnalm.yaml"
     log:
         "logs/generate_cre.log",
     shell:
-        "dnalm generate --model {CRE_DIR}/generator {params.conditions} --num {params.num} --length {params.length} "
+        "dnalm generate --model {params.generator} {params.conditions} --num {params.num} --length {params.length} "
         "--temperature {params.temperature} {params.top_k} --seed {params.seed} --device cpu --no-progress "
         "{params.extra} --out {output} > {log} 2>&1"
 
@@ -74,12 +65,15 @@ rule train_oracle:
         seqcol=config["cre"]["sequence_column"],
         table_options=config["cre"].get("table_options", ""),
         extra=config["cre"].get("oracle_args", ""),
+        outdir=lambda w, output: os.path.dirname(output[0]),
     threads: 2
+    conda:
+        "../envs/dnalm.yaml"
     log:
         "logs/train_oracle.log",
     shell:
         "dnalm train-oracle --data {input.table} --sequence-column {params.seqcol} {params.table_options} "
-        "--target-columns {params.props} --out {CRE_DIR}/oracle --threads {threads} --no-progress {params.extra} "
+        "--target-columns {params.props} --out {params.outdir} --threads {threads} --no-progress {params.extra} "
         "> {log} 2>&1"
 
 
@@ -97,10 +91,13 @@ rule evaluate_cre:
         table_options=config["cre"].get("table_options", ""),
         motifs=f"--motifs {config['cre']['motifs']}" if config["cre"].get("motifs") else "",
         extra=config["cre"].get("evaluate_args", ""),
-    threads: 2
+        oracle=lambda w, input: os.path.dirname(input.oracle),
+        outdir=lambda w, output: os.path.dirname(output.summary),
+    conda:
+        "../envs/dnalm.yaml"
     log:
         "logs/evaluate_cre.log",
     shell:
-        "dnalm evaluate-cre --generated {input.generated} --oracle {CRE_DIR}/oracle --reference {input.table} "
+        "dnalm evaluate-cre --generated {input.generated} --oracle {params.oracle} --reference {input.table} "
         "--sequence-column {params.seqcol} {params.table_options} {params.motifs} {params.extra} "
-        "--out {CRE_DIR}/evaluation --no-progress > {log} 2>&1"
+        "--out {params.outdir} --no-progress > {log} 2>&1"

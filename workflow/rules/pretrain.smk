@@ -12,13 +12,16 @@ rule pretrain:
         curves="results/pretrain/curves.png",
     params:
         sets=sets(config["pretrain"].get("set", [])),
+        outdir=lambda w, output: os.path.dirname(output.metrics),
     threads: 2
     resources:
         gpu=1,
+    conda:
+        "../envs/dnalm.yaml"
     log:
         "logs/pretrain.log",
     shell:
-        "dnalm pretrain --config {input.config} --out results/pretrain "
+        "dnalm pretrain --config {input.config} --out {params.outdir} "
         "--set data.genomes.0.path={input.fasta} --set trainer.threads={threads} --set trainer.progress_bar=false "
         "{params.sets} > {log} 2>&1"
 
@@ -33,10 +36,13 @@ rule evaluate_lm:
         chroms=" ".join(config["evaluate_lm"]["chroms"]),
         length=config["evaluate_lm"]["length"],
         max_bases=config["evaluate_lm"]["max_windows"] * config["evaluate_lm"]["length"],
+        model=lambda w, input: os.path.dirname(input.model),
     threads: 2
+    conda:
+        "../envs/dnalm.yaml"
     log:
         "logs/evaluate_lm.log",
     shell:
-        "dnalm evaluate-lm --model {MODEL_DIR} --fasta {input.fasta} --chroms {params.chroms} "
+        "dnalm evaluate-lm --model {params.model} --fasta {input.fasta} --chroms {params.chroms} "
         "--length {params.length} $( [ {params.max_bases} -gt 0 ] && echo --max-bases {params.max_bases} ) "
         "--threads {threads} --no-progress --out {output} > {log} 2>&1"

@@ -1,21 +1,4 @@
-# One report with the key tables and plots of every stage.
-
-
-def report_inputs():
-    files = {
-        "pretraining": ["results/pretrain/metrics.csv", "results/pretrain/curves.png"],
-        "lm": ["results/evaluate_lm/results.json"],
-        "benchmark": ["results/benchmark/results.md", "results/benchmark/results.png"],
-        "variants": [f"results/variants/{n}.summary.tsv" for n in variant_sets()]
-        + [f"results/variants/{n}.vcf.gz" for n in variant_sets()],
-        "cre": [
-            f"{CRE_DIR}/oracle/oracle.json",
-            f"{CRE_DIR}/evaluation/summary.json",
-            f"{CRE_DIR}/evaluation/conditions.tsv",
-            f"{CRE_DIR}/evaluation/activity.png",
-        ],
-    }
-    return files
+# Per-VCF summaries and one report with the key tables and plots of every stage.
 
 
 rule variant_summary:
@@ -23,6 +6,8 @@ rule variant_summary:
         "results/variants/{name}.vcf.gz",
     output:
         "results/variants/{name}.summary.tsv",
+    conda:
+        "../envs/dnalm.yaml"
     log:
         "logs/variant_summary/{name}.log",
     shell:
@@ -31,20 +16,23 @@ rule variant_summary:
 
 rule report:
     input:
-        **report_inputs(),
+        pretraining=["results/pretrain/metrics.csv", "results/pretrain/curves.png"],
+        lm=["results/evaluate_lm/results.json"],
+        benchmark=["results/benchmark/results.md", "results/benchmark/results.png"],
+        variants=expand("results/variants/{name}.summary.tsv", name=list(variant_sets())),
+        cre=[
+            f"{CRE_DIR}/oracle/oracle.json",
+            f"{CRE_DIR}/evaluation/summary.json",
+            f"{CRE_DIR}/evaluation/conditions.tsv",
+            f"{CRE_DIR}/evaluation/activity.png",
+        ],
     output:
         md="results/report.md",
         html="results/report.html",
     params:
-        sections=lambda wc, input: " ".join(
-            [
-                f"--section 'Pretraining={','.join(input.pretraining)}'",
-                f"--section 'Held-out language modelling (bits per base vs Markov baselines)={','.join(input.lm)}'",
-                f"--section 'Fine-tuning benchmark={','.join(input.benchmark)}'",
-                f"--section 'Variant effects={','.join(f for f in input.variants if f.endswith('.tsv'))}'",
-                f"--section 'CRE design={','.join(input.cre)}'",
-            ]
-        ),
+        sections=report_sections,
+    conda:
+        "../envs/dnalm.yaml"
     log:
         "logs/report.log",
     shell:

@@ -11,26 +11,13 @@ rule score_variants:
         tbi="results/variants/{name}.vcf.gz.tbi",
     params:
         window=config["variants"]["window"],
+        model=lambda w, input: os.path.dirname(input.model),
     threads: 2
+    conda:
+        "../envs/dnalm.yaml"
     log:
         "logs/score_variants/{name}.log",
     shell:
-        "dnalm score-variants --model {MODEL_DIR} --fasta {input.fasta} --vcf {input.vcf} --out {output.vcf} "
+        "dnalm score-variants --model {params.model} --fasta {input.fasta} --vcf {input.vcf} --out {output.vcf} "
         "--window {params.window} --no-progress > {log} 2>&1"
 
-
-rule variants_table:
-    input:
-        model=MODEL,
-        vcf=lambda wc: variant_sets()[wc.name],
-        fasta=variant_fasta(),
-    output:
-        "results/variants/{name}.tsv",
-    params:
-        window=config["variants"]["window"],
-    threads: 2
-    log:
-        "logs/score_variants/{name}.tsv.log",
-    shell:
-        "dnalm score-variants --model {MODEL_DIR} --fasta {input.fasta} --vcf {input.vcf} --out {output} "
-        "--window {params.window} --no-progress > {log} 2>&1"
