@@ -203,6 +203,7 @@ def sample(
     forbid_reverse_complement: bool = False,
     prompt: str = "",
     beam_size: int | None = None,
+    guidance: float = 0.0,
     max_tries: int | None = None,
     spec=None,
     return_report: bool = False,
@@ -226,6 +227,9 @@ def sample(
         prompt: fixed start of every sequence.
         beam_size: if set, beam search (deterministic, highest total log-probability first) instead of sampling;
             returns the best ``num <= beam_size`` beams.
+        guidance: guidance weight w >= 0; sample from p(x_t | c)^(1+w) / p(x_t)^w, where p(x_t) mixes every
+            class of the spec weighted by its posterior given the prefix (the generator used as its own
+            classifier). 0 = plain conditional sampling; costs one extra decoded row per class.
         max_tries: most candidates to draw before giving up (default ``max(1000, 100 * num)``).
         spec: a :class:`generate.conditioning.ConditionSpec` overriding ``model.conditioning``.
         return_report: also return a :class:`GenerationReport`.
@@ -252,6 +256,18 @@ def sample(
     allowed = [model.tokenizer.vocab[b] for b in alphabet]
     max_tries = max_tries or max(1000, 100 * num)
     t0 = time.time()
+    if guidance < 0:
+        raise DnalmError(f"--guidance {guidance}: must be >= 0")
+    alternatives = None
+    if guidance > 0:
+        if spec is None:
+            raise DnalmError("--guidance needs a conditional generator (a model with condition tokens)")
+        if beam_size is not None:
+            raise DnalmError("--guidance applies to sampling, not to beam search")
+        # one prompt per class combination; the requested one first
+        combos = [cond] + [c for c in spec.all_conditions() if c != cond]
+        alternatives = [prompt_ids(model, c, prompt, spec)[0] for c in combos]
+        report.method = f"sampling+guidance({guidance:g})"
     if beam_size is not None:
         report.method = "beam"
         seqs, _ = beam_search(model, ids, length - len(prompt), beam_size, num, cons, allowed, prompt, report)
@@ -279,7 +295,9 @@ def sample(
         rate = max(report.accepted / report.generated, 0.05) if report.generated else 1.0
         b = int(min(batch_size, max_tries - report.generated, max(needed, math.ceil(needed / rate))))
         x = torch.tensor([ids] * b, dtype=torch.long)
-        if new_tokens > 0:
+        if new_tokens > 0 and alternatives is not None:
+            y = guided_generate(model, alternatives, b, new_tokens, guidance, temperature, top_k, top_p, gen, allowed)
+        elif new_tokens > 0:
             y = model.generate(x, new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, generator=gen,
                                allowed_token_ids=allowed)
         else:
@@ -301,6 +319,69 @@ def sample(
         bar.close()
     report.seconds = time.time() - t0
     return (out, report) if return_report else out
+
+
+@torch.no_grad()
+def guided_generate(
+    model,
+    prompts: list[list[int]],
+    num: int,
+    new_tokens: int,
+    weight: float,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+    allowed: Sequence[int] = (7, 8, 9, 10),
+    log_prior: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Sample ``num`` continuations of ``prompts[0]`` guided away from the other classes' prompts.
+
+    Every sequence is decoded once per class prompt (all prompts have the same length) through one inference
+    cache of ``num * K`` rows. The running log-likelihood of the prefix under each class gives the posterior
+    ``p(c | x_<t)``; the marginal ``p(x_t | x_<t) = sum_c p(c | x_<t) p(x_t | c, x_<t)`` is the "unconditional"
+    model, and the next base is drawn from ``log p(x_t | c0) + w (log p(x_t | c0) - log p(x_t | x_<t))`` with the
+    usual temperature / top-k / top-p. With ``w = 0`` this is plain conditional sampling.
+
+    Args:
+        prompts: K prompt id lists (``[BOS] <cond> prompt``), the requested class first.
+        num: sequences to sample.
+        new_tokens: bases to add.
+        weight: guidance weight w.
+        allowed: base ids that may be drawn.
+        log_prior: (K,) log prior of the classes (default uniform).
+
+    Returns:
+        (num, T + new_tokens) ids of the requested-class rows (prompt included).
+    """
+    from dnalm.models.lm import sample_next
+
+    K, T = len(prompts), len(prompts[0])
+    if any(len(p) != T for p in prompts):
+        raise DnalmError("guidance needs prompts of equal length for every class")
+    dev = model.device
+    model.eval()
+    V = model.config.vocab_size
+    allowed_t = torch.tensor(list(allowed), device=dev)
+    x = torch.tensor(prompts, device=dev).repeat(num, 1)  # (num*K, T): row i*K + k = class k of sequence i
+    cache = model.allocate_cache(num * K, T + new_tokens)
+    logits = model(x, cache=cache, num_last_tokens=1).logits[:, -1]  # (num*K, V)
+    cum = (log_prior.to(dev).float() if log_prior is not None else torch.zeros(K, device=dev)).expand(num, K).clone()
+    out = []
+    for step in range(new_tokens):
+        lp = torch.log_softmax(logits.float()[:, allowed_t], -1).view(num, K, -1)  # (num, K, A)
+        post = torch.log_softmax(cum, -1)  # (num, K) log p(c | x_<t)
+        marginal = torch.logsumexp(post[..., None] + lp, dim=1)  # (num, A) log p(x_t | x_<t)
+        guided = lp[:, 0] + weight * (lp[:, 0] - marginal)  # (num, A)
+        full = torch.full((num, V), float("-inf"), device=dev)
+        full[:, allowed_t] = guided
+        nxt = sample_next(full, temperature, top_k, top_p, generator)  # (num,) vocabulary ids
+        choice = (nxt[:, None] == allowed_t[None, :]).float().argmax(-1)  # (num,) index into allowed
+        cum = cum + lp.gather(2, choice[:, None, None].expand(num, K, 1))[..., 0]
+        out.append(nxt)
+        if step < new_tokens - 1:
+            logits = model(nxt.repeat_interleave(K)[:, None], cache=cache).logits[:, -1]
+    return torch.cat([torch.tensor([prompts[0]] * num, device=dev), torch.stack(out, 1)], 1).cpu()
 
 
 @torch.no_grad()

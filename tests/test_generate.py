@@ -231,6 +231,24 @@ def test_finetune_learns_conditions(tmp_path):
     low = "".join(sample(gen, "act=0", num=20, length=16, seed=0))
     high = "".join(sample(gen, "act=1", num=20, length=16, seed=0))
     assert low.count("A") > 2 * low.count("T") and high.count("T") > 2 * high.count("A")
+    # guidance against the other class sharpens the condition: more A in the low class
+    guided = "".join(sample(gen, "act=0", num=20, length=16, seed=0, guidance=3.0))
+    assert guided.count("A") / len(guided) > low.count("A") / len(low) + 0.05
+
+
+def test_guided_generate_weight_zero_is_plain_sampling():
+    from generate.sampling import guided_generate
+
+    model = tiny_generator()
+    ids = [prompt_ids(model, f"expr={k}")[0] for k in (2, 0, 1, 3)]
+    a = guided_generate(model, ids, 6, 12, 0.0, generator=torch.Generator().manual_seed(7), allowed=BASE_IDS)
+    b = model.generate(torch.tensor([ids[0]] * 6), 12, generator=torch.Generator().manual_seed(7),
+                       allowed_token_ids=BASE_IDS)
+    assert torch.equal(a, b)
+    with pytest.raises(DnalmError, match="guidance"):
+        sample(model, "expr=1", num=2, length=5, beam_size=2, guidance=1.0)
+    with pytest.raises(DnalmError, match="must be >= 0"):
+        sample(model, "expr=1", num=2, length=5, guidance=-1.0)
 
 
 def test_early_stopping_restores_best_weights(tmp_path):

@@ -22,6 +22,8 @@ def add_arguments(p) -> None:
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--seed", type=int, default=None, help="random seed (same seed and settings -> same output)")
     p.add_argument("--beam-size", type=int, default=None, help="beam search with this many beams (returns the best --num)")
+    p.add_argument("--guidance", type=float, default=0.0,
+                   help="guidance weight w >= 0: sharpen the condition against the other classes (default 0)")
     p.add_argument("--gc-min", type=float, default=None, help="lowest GC fraction (inclusive)")
     p.add_argument("--gc-max", type=float, default=None, help="highest GC fraction (inclusive)")
     p.add_argument("--forbid-motif", action="append", default=[], metavar="SEQ",
@@ -66,7 +68,7 @@ def run(args) -> int:
             model, cond, num=args.num, length=length, temperature=args.temperature, top_k=args.top_k,
             top_p=args.top_p, seed=seed, batch_size=args.batch_size, gc_min=args.gc_min, gc_max=args.gc_max,
             forbid_motifs=motifs, forbid_reverse_complement=args.forbid_reverse_complement, prompt=args.prompt,
-            beam_size=args.beam_size, max_tries=args.max_tries, return_report=True, progress=not args.no_progress,
+            beam_size=args.beam_size, guidance=args.guidance, max_tries=args.max_tries, return_report=True, progress=not args.no_progress,
         )
         for w in rep.warnings:
             print(f"warning: {w}")
@@ -75,13 +77,14 @@ def run(args) -> int:
         for s in seqs:
             gc = (s.count("G") + s.count("C")) / len(s)
             desc = f"condition={rep.condition} " if rep.condition else ""
+            desc += f"guidance={args.guidance:g} " if args.guidance else ""
             records.append((f"gen{len(records) + 1:06d}", f"{desc}length={len(s)} gc={gc:.3f}", s))
     write_fasta(args.out, records)
     meta = {
         "model": str(args.model),
         "conditioning": spec.to_dict() if spec is not None else None,
         "length": length,
-        "settings": {k: getattr(args, k) for k in ("num", "temperature", "top_k", "top_p", "seed", "beam_size",
+        "settings": {k: getattr(args, k) for k in ("num", "temperature", "top_k", "top_p", "seed", "beam_size", "guidance",
                                                    "gc_min", "gc_max", "prompt", "batch_size", "max_tries")},
         "forbid_motifs": motifs,
         "forbid_reverse_complement": args.forbid_reverse_complement,
