@@ -4,7 +4,7 @@
 #
 # usage: benchmarks/cre_chain.sh yeast|mpra
 # env:   MODEL (default runs/demo_pretrain/model; a preset name trains from random init), OUT (results/cre_<set>),
-#        STEPS (generator steps, default 300), BATCH (32), ORACLE_EPOCHS (12), NUM (200), BINS (5), THREADS (1),
+#        STEPS (generator steps, default 300), BATCH (32), LR (1e-3), GUIDANCE (sampling guidance weight, 0), ORACLE_EPOCHS (12), NUM (200), BINS (5), THREADS (1),
 #        DNALM_DATA (../shared/data), DNALM (the dnalm command)
 # CPU budget: a few minutes per training step on 2 shared cores with the defaults.
 set -euo pipefail
@@ -14,6 +14,8 @@ MODEL=${MODEL:-runs/demo_pretrain/model}
 OUT=${OUT:-results/cre_$SET}
 STEPS=${STEPS:-300}
 BATCH=${BATCH:-32}
+LR=${LR:-1e-3}
+GUIDANCE=${GUIDANCE:-0}
 ORACLE_EPOCHS=${ORACLE_EPOCHS:-12}
 NUM=${NUM:-200}
 BINS=${BINS:-5}
@@ -43,14 +45,14 @@ echo "== train-oracle ($TABLE)"
 
 echo "== finetune-generator from $MODEL ($STEPS steps max)"
 /usr/bin/time -f "   %e s wall" $DNALM finetune-generator --model "$MODEL" --data "$TABLE" "${COLS[@]}" \
-  --property-columns $PROP --bins "$BINS" --out "$OUT/generator" --max-steps "$STEPS" --batch-size "$BATCH" --eval-every 100 \
+  --property-columns $PROP --bins "$BINS" --out "$OUT/generator" --max-steps "$STEPS" --batch-size "$BATCH" --lr "$LR" --eval-every 100 \
   --threads "$THREADS" --no-progress 2>&1 | grep -v -E "litlogger|LeafSpec|available:"
 
 echo "== generate $NUM per class: $PROP=0 and $PROP=$HIGH"
 /usr/bin/time -f "   %e s wall" $DNALM generate --model "$OUT/generator" --condition $PROP=0 --condition $PROP=$HIGH \
-  --num "$NUM" --seed 0 --out "$OUT/generated.fa" --no-progress
+  --num "$NUM" --seed 0 --guidance "$GUIDANCE" --out "$OUT/generated.fa" --threads "$THREADS" --no-progress
 
 echo "== evaluate-cre"
 /usr/bin/time -f "   %e s wall" $DNALM evaluate-cre --generated "$OUT/generated.fa" --oracle "$OUT/oracle" \
   --reference "$TABLE" "${COLS[@]}" --motifs "$DATA_DIR/jaspar2024_core/jaspar2024_core.transfac.gz" \
-  --motif-tax-group $TAX --out "$OUT/eval" --no-progress
+  --motif-tax-group $TAX --out "$OUT/eval" --threads "$THREADS" --no-progress

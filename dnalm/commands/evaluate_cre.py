@@ -28,6 +28,7 @@ def add_arguments(p) -> None:
     p.add_argument("--top-k", type=int, default=10, help="k of the top-k mean prediction")
     p.add_argument("--max-reference", type=int, default=20000, help="reference rows for the real baselines")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--no-progress", action="store_true")
 
@@ -38,6 +39,10 @@ def run(args) -> int:
     from generate.data import split_list, table_from_args
     from generate.evaluate import EvalConfig, evaluate_cre, load_generated
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     spec = None
     if args.generator:
         spec = load_generator(args.generator).conditioning

@@ -33,6 +33,7 @@ def add_arguments(p) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="sequences decoded in parallel")
     p.add_argument("--max-tries", type=int, default=None, help="most candidates per condition (default max(1000, 100*num))")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -47,6 +48,8 @@ def run(args) -> int:
     from generate.conditioning import format_condition, load_generator
     from generate.sampling import sample, write_fasta
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_generator(args.model, device=device)
     spec = model.conditioning
