@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -73,10 +74,12 @@ def test_shipped_configs_load(genome):
     assert cfg.total_steps == 8
     assert [s.batch_size for s in cfg.stages] == [8, 4]  # derived from tokens_per_step
     assert {s.length * s.batch_size for s in cfg.stages} == {cfg.tokens_per_step}
-    demo = load_config(DEMO, [f"data.genomes.0.path={genome}", "data.validation_chroms=[chr3]",
-                              "data.test_chroms=[chr4]"])
-    assert demo.lm_config().layer_pattern.count("attention") == 1
-    assert demo.lm_config().n_layer == 8 and demo.lm_config().d_model == 128  # hybridna-tiny
+    for path in (DEMO, ROOT / "config" / "pretrain" / "pipeline.yaml"):
+        demo = load_config(path, [f"data.genomes.0.path={genome}", "data.validation_chroms=[chr3]",
+                                  "data.test_chroms=[chr4]"])
+        assert demo.model.preset == "hybridna-tiny"
+        assert demo.lm_config().layer_pattern.count("attention") == 1
+        assert demo.lm_config().n_layer == 8 and demo.lm_config().d_model == 128
 
 
 def test_yaml_round_trip(genome, tmp_path):
@@ -406,3 +409,19 @@ def test_pretrain_cli_and_ddp_on_cpu(genome, tmp_path):
     # same batches split over 2 ranks, gradients averaged: the same training up to float rounding
     for k in one:
         assert torch.allclose(ddp[k], one[k], atol=2e-4, rtol=1e-3), k
+
+
+def test_genome_mixture_weights(genome, tmp_path):
+    from dnalm.pretrain import StepBatches, open_genomes
+
+    other = write_genome(tmp_path / "other.fa", seed=1, sizes=(4000, 4000, 3000))
+    cfg = tiny(genome, data__genomes=[{"path": str(genome), "weight": 3.0}, {"path": str(other), "weight": 1.0,
+                                                                             "name": "second"}],
+               data__validation_chroms=["toy:chr3", "second:chr3"], data__test_chroms=["toy:chr4"])
+    data = StepBatches(cfg, open_genomes(cfg))
+    gw = data.windows(0)
+    assert gw.genome_names == ["toy", "second"]
+    drawn = Counter(gw.random_window(i)["genome"] for i in range(400))
+    assert 0.65 < drawn["toy"] / 400 < 0.85  # weights 3 : 1
+    with pytest.raises(ConfigError, match=r"data.genomes\[1\].weight: give a weight > 0 to every genome or to none"):
+        tiny(genome, data__genomes=[{"path": str(genome), "weight": 3.0}, {"path": str(other)}])

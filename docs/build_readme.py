@@ -1,0 +1,35 @@
+"""Assemble README.md from docs/readme_head.md and the capability sections in docs/sections/ (in reading order).
+
+    python docs/build_readme.py
+"""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ORDER = ["pipeline", "genome", "datasets", "models", "mamba2", "hyena", "pretrain", "finetune", "variant_effect",
+         "generation"]
+
+
+def demote(text: str) -> str:
+    """One heading level down (a section's '# Title' becomes '## Title'), leaving code blocks alone."""
+    out, in_code = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        out.append("#" + line if (not in_code and line.startswith("#")) else line)
+    return "\n".join(out).strip() + "\n"
+
+
+def main() -> None:
+    parts = [(ROOT / "docs" / "readme_head.md").read_text().strip() + "\n"]
+    sections = ROOT / "docs" / "sections"
+    names = ORDER + sorted(p.stem for p in sections.glob("*.md") if p.stem not in ORDER)
+    for name in names:
+        path = sections / f"{name}.md"
+        if path.exists():
+            parts.append(demote(path.read_text()))
+    (ROOT / "README.md").write_text("\n".join(parts))
+
+
+if __name__ == "__main__":
+    main()
