@@ -252,6 +252,7 @@ def run_benchmark(model: str | Path, config: BenchmarkConfig, out_dir: str | Pat
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t_all = time.time()
+    load_start = _load_average()
     specs = task_specs(config, base_dir)
     for p in config.poolings:
         FinetuneConfig(pooling=p)  # validate early
@@ -287,10 +288,11 @@ def run_benchmark(model: str | Path, config: BenchmarkConfig, out_dir: str | Pat
             "seconds", "status", "test_metrics"]
     df = df[cols]
     total = time.time() - t_all
+    timing = {"wall_s": total, "cpu_s": _cpu_seconds(), "load": (load_start, _load_average()), "workers": config.workers}
     with atomic_write(out / "results.csv") as fh:
         df.to_csv(fh, index=False)
     with atomic_write(out / "results.md") as fh:
-        fh.write(results_markdown(df, config, model, task_notes, total, command))
+        fh.write(results_markdown(df, config, model, task_notes, timing, command))
     plot_results(df, out / "results.png")
     return df
 
@@ -299,16 +301,40 @@ def _fmt(v) -> str:
     return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
 
 
-def results_markdown(df: pd.DataFrame, config: BenchmarkConfig, model, notes: dict[str, list[str]], seconds: float,
-                     command: str = "") -> str:
-    """The results table (test metric, task x method), the details and the settings as Markdown."""
+def _load_average() -> float:
+    import os
+
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (worker processes)."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def results_markdown(df: pd.DataFrame, config: BenchmarkConfig, model, notes: dict[str, list[str]],
+                     timing: dict | float, command: str = "") -> str:
+    """The results table (test metric, task x method), the details and the settings as Markdown.
+
+    ``timing``: wall seconds, or ``{"wall_s", "cpu_s", "load": (at start, at end), "workers"}``.
+    """
+    if not isinstance(timing, dict):
+        timing = {"wall_s": float(timing)}
     lines = ["# dnalm benchmark results", ""]
     lines.append(f"- model: `{model}`")
     if config.suite:
         lines.append(f"- suite: {config.suite} (`{config.data}`)")
     if command:
         lines.append(f"- command: `{command}`")
-    lines.append(f"- total time: {seconds / 60:.1f} min")
+    line = f"- total time: {timing['wall_s'] / 60:.1f} min wall"
+    if "cpu_s" in timing:
+        line += (f", {timing['cpu_s'] / 60:.1f} min CPU (all processes; {timing.get('workers', 1)} worker "
+                 f"process(es)); 1-minute load average {timing['load'][0]:.1f} at the start, "
+                 f"{timing['load'][1]:.1f} at the end")
+    lines.append(line)
     lines.append("")
     ok = df[df["status"] == "ok"]
     if len(ok):

@@ -38,6 +38,7 @@ class GeneratorTrainConfig:
     seed: int = 0  # split, shuffling and initialisation of new embeddings
     max_val_rows: int = 2000  # cap on validation rows (CPU budget)
     progress: bool = True  # show Lightning's progress bar
+    log_validation: bool = False  # print one line per validation (for logs without a progress bar)
 
 
 def encode_examples(tokenizer, sequences: Sequence[str], prefixes: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,6 +130,8 @@ def _lightning_module():
             train_loss = float(np.mean(self._train_losses)) if self._train_losses else float("nan")
             self._train_losses.clear()
             self.history.append({"step": int(self.global_step), "train_loss": train_loss, "val_loss": val_loss})
+            if self.cfg.log_validation:
+                print(f"step {int(self.global_step)}: train loss {train_loss:.4f}  validation loss {val_loss:.4f}", flush=True)
             if val_loss < self.best_loss:
                 self.best_loss, self.best_step, self.best_table = val_loss, int(self.global_step), table
                 self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}

@@ -75,7 +75,7 @@ def run(args) -> int:
         n_bins=args.bins, edges=parse_edges(args.edges), val_fraction=args.val_fraction, max_steps=args.max_steps,
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
         eval_every=args.eval_every, patience=args.patience, seed=args.seed, max_val_rows=args.max_val_rows,
-        progress=not args.no_progress,
+        progress=not args.no_progress, log_validation=args.no_progress,
     )
     report = finetune_generator(
         model, table.sequences, table.values, props, args.out, cfg,
