@@ -9,6 +9,20 @@ from pathlib import Path
 from typing import IO, Iterator
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fresh_temp(path: Path, suffix: str) -> str:
+    """A temporary file beside ``path`` with the permissions a plain ``open`` would give (mkstemp uses 0600)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())
+    return tmp
+
+
 def data_dir() -> Path:
     """Folder of the shared real data sets: ``$DNALM_DATA`` or ``../shared/data``."""
     return Path(os.environ.get("DNALM_DATA", "../shared/data"))
@@ -22,8 +36,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = _fresh_temp(path, ".tmp")
     try:
         with open(tmp, mode, **kwargs) as fh:
             yield fh
@@ -39,9 +52,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` for writers that want a file name; rename on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + "".join(path.suffixes), dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = Path(_fresh_temp(path, ".tmp" + "".join(path.suffixes)))
     try:
         yield tmp
         os.replace(tmp, path)

@@ -137,3 +137,17 @@ def test_benchmark_worker_processes_give_the_same_rows(tiny_model, tmp_path):
     one = pd.read_csv(tmp_path / "one" / "results.csv").drop(columns=["seconds"])
     two = pd.read_csv(tmp_path / "two" / "results.csv").drop(columns=["seconds"])
     pd.testing.assert_frame_equal(one, two)
+
+
+def test_shipped_benchmark_configs_are_valid():
+    from finetune.benchmark import BenchmarkConfig
+    from finetune.config import from_dict
+    from finetune.lightning import FinetuneConfig
+
+    files = sorted((Path(__file__).resolve().parents[1] / "config" / "benchmark").glob("*.yaml"))
+    assert files
+    for f in files:
+        cfg = BenchmarkConfig.load(f)
+        from_dict(FinetuneConfig, cfg.finetune, source=str(f))
+        for name, extra in cfg.task_finetune.items():
+            from_dict(FinetuneConfig, {**cfg.finetune, **extra}, source=f"{f}: {name}")

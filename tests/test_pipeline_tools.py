@@ -133,3 +133,26 @@ def test_report_collects_tables_plots_and_missing_files(tmp_path):
     html = (tmp_path / "r" / "report.html").read_text()
     assert "data:image/png;base64," in html and "<table" in html
     assert main(["report", "--out", str(tmp_path / "r2.md"), "--section", "no-equals-sign"]) == 2
+
+
+def test_atomic_write_leaves_nothing_on_failure_and_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    from dnalm.utils import atomic_path, atomic_write
+
+    with atomic_write(tmp_path / "a.txt") as fh:
+        fh.write("x")
+    mode = stat.S_IMODE(os.stat(tmp_path / "a.txt").st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask
+    with pytest.raises(RuntimeError):
+        with atomic_write(tmp_path / "b.txt") as fh:
+            fh.write("half")
+            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "c.vcf.gz") as p:
+            p.write_text("half")
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
