@@ -22,6 +22,7 @@ VARIANTS = {
     "hybridna-tiny:d32-chunk64": ("hybridna-tiny", {"mamba2": {"d_state": 32, "chunk_size": 64}}),
     "hybridna-tiny:d16-chunk64-hd64": ("hybridna-tiny", {"mamba2": {"d_state": 16, "chunk_size": 64, "headdim": 64}}),
     "hybridna-tiny:d16-chunk32": ("hybridna-tiny", {"mamba2": {"d_state": 16, "chunk_size": 32}}),
+    "hybridna-tiny:d64-chunk64": ("hybridna-tiny", {"mamba2": {"d_state": 64, "chunk_size": 64}}),
     "transformer-tiny": ("transformer-tiny", {}),
     "mamba2-tiny": ("mamba2-tiny", {}),
     "hyenadna-tiny": ("hyenadna-tiny", {}),
@@ -62,12 +63,12 @@ def bench(variant: str, length: int, tokens: int, steps: int, bf16: bool = False
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--variants", nargs="+", default=["hybridna-tiny", "hybridna-tiny:chunk64", "transformer-tiny"],
+    ap.add_argument("--variants", nargs="+", default=["hybridna-tiny", "hybridna-tiny:d64-chunk64", "hybridna-tiny:d16-chunk64", "transformer-tiny"],
                     choices=list(VARIANTS))
     ap.add_argument("--lengths", nargs="+", type=int, default=[256, 1024])
     ap.add_argument("--tokens", type=int, default=8192, help="tokens per step (batch = tokens // length)")
     ap.add_argument("--steps", type=int, default=3, help="timed steps (best reported)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (on a busy machine 1 beats 2 by far)")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast (trainer.precision=bf16-mixed)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

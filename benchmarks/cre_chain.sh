@@ -4,17 +4,18 @@
 #
 # usage: benchmarks/cre_chain.sh yeast|mpra
 # env:   MODEL (default runs/demo_pretrain/model; a preset name trains from random init), OUT (results/cre_<set>),
-#        STEPS (generator steps, default 300), BATCH (32), LR (1e-3), GUIDANCE (sampling guidance weight, 0), ORACLE_EPOCHS (12), NUM (200), BINS (5), THREADS (1),
+#        STEPS (generator steps, default 1000), BATCH (32), LR (2e-3), GUIDANCE (sampling guidance weight, 0), ORACLE_EPOCHS (12), NUM (200), BINS (5), THREADS (1),
 #        DNALM_DATA (../shared/data), DNALM (the dnalm command)
-# CPU budget: a few minutes per training step on 2 shared cores with the defaults.
+# CPU cost on 2 shared cores (yeast, demo hybridna-tiny): oracle ~1.5 min, generator 1000 steps ~33 min, generation
+# and evaluation ~1 min. With 300 steps the demo model had not yet picked up the condition (oracle means equal).
 set -euo pipefail
 SET=${1:?usage: cre_chain.sh yeast|mpra}
 DATA_DIR=${DNALM_DATA:-../shared/data}
 MODEL=${MODEL:-runs/demo_pretrain/model}
 OUT=${OUT:-results/cre_$SET}
-STEPS=${STEPS:-300}
+STEPS=${STEPS:-1000}
 BATCH=${BATCH:-32}
-LR=${LR:-1e-3}
+LR=${LR:-2e-3}
 GUIDANCE=${GUIDANCE:-0}
 ORACLE_EPOCHS=${ORACLE_EPOCHS:-12}
 NUM=${NUM:-200}

@@ -308,13 +308,36 @@ def lr_lambda(step: int, warmup_steps: int, total_steps: int, min_lr_ratio: floa
     return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-class _Schedule:
-    """Picklable LambdaLR function."""
+class TimeBudget:
+    """Wall-clock budget of a run (``trainer.max_time_min``): the fraction of it used since training started."""
 
-    def __init__(self, warmup: int, total: int, min_ratio: float):
+    def __init__(self, seconds: float):
+        self.seconds = float(seconds)
+        self.t0: float | None = None
+
+    def start(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def fraction(self) -> float:
+        if self.t0 is None or self.seconds <= 0:
+            return 0.0
+        return (time.perf_counter() - self.t0) / self.seconds
+
+
+class _Schedule:
+    """LambdaLR function: warm-up + cosine over steps, or over the time budget when that runs out first.
+
+    With a :class:`TimeBudget` the cosine follows ``max(step, total * time used / budget)``, so a run on a machine
+    slower than planned still anneals to ``min_lr_ratio`` by the time Lightning stops it (``max_time``).
+    """
+
+    def __init__(self, warmup: int, total: int, min_ratio: float, budget: TimeBudget | None = None):
         self.warmup, self.total, self.min_ratio = warmup, total, min_ratio
+        self.budget = budget
 
     def __call__(self, step: int) -> float:
+        if self.budget is not None and step >= self.warmup:
+            step = max(step, int(self.total * self.budget.fraction()))
         return lr_lambda(step, self.warmup, self.total, self.min_ratio)
 
 
@@ -350,6 +373,8 @@ class PretrainModule(L.LightningModule):
         self._step_t0: float | None = None
         self.tokens_per_s = float("nan")
         self.last_val: dict[str, float] = {}
+        minutes = cfg.trainer.max_time_min
+        self.budget = TimeBudget(60.0 * minutes) if minutes else None
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids).logits
@@ -360,6 +385,14 @@ class PretrainModule(L.LightningModule):
         return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE)
 
     # ---------------------------------------------------------------- training
+    def on_train_start(self) -> None:
+        if self.budget is not None:
+            self.budget.start()
+            for config in self.trainer.lr_scheduler_configs:  # a resumed scheduler holds the old run's budget
+                for fn in getattr(config.scheduler, "lr_lambdas", []):
+                    if isinstance(fn, _Schedule):
+                        fn.budget = self.budget
+
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # RNG (dropout) as a function of (seed, step, rank): resuming reproduces it without saved RNG state
         step = int(self.trainer.global_step)
@@ -419,7 +452,7 @@ class PretrainModule(L.LightningModule):
         groups = [{k: v for k, v in g.items() if k != "names"} for g in parameter_groups(self.model, o.weight_decay)]
         opt = torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps)
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, _Schedule(o.warmup_steps, self.cfg.total_steps, o.min_lr_ratio)
+            opt, _Schedule(o.warmup_steps, self.cfg.total_steps, o.min_lr_ratio, self.budget)
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
 
@@ -439,9 +472,12 @@ class RunOutputs(L.Callback):
         self._loss_window: list[float] = []
         self._t_start = time.perf_counter()
         self._elapsed_before = 0.0
+        self.start_step = 0
+        self.train_seconds = float("nan")
 
     def on_train_start(self, trainer, pl_module) -> None:
         self._t_start = time.perf_counter()
+        self.start_step = trainer.global_step
         if self.resume:  # keep the rows of the interrupted run up to the restored step
             self._load_rows(trainer.global_step)
 
@@ -547,6 +583,7 @@ class RunOutputs(L.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         step = trainer.global_step
+        self.train_seconds = time.perf_counter() - self._t_start
         if self._loss_window:  # stopped between log steps (max_time): record where it ended
             row = self._row(step)
             row.update(train_loss=float(np.mean(self._loss_window)), lr=trainer.optimizers[0].param_groups[0]["lr"],
@@ -585,6 +622,9 @@ def export_model(config, state: dict, directory: Path, extra: dict, tokenizer=No
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         model.save_pretrained(tmp, extra=extra)
+        os.chmod(tmp, 0o755)  # mkdtemp/mkstemp make private files; a model folder is for sharing
+        for f in tmp.iterdir():
+            os.chmod(f, 0o644)
         old = None
         if directory.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
@@ -614,6 +654,10 @@ def plot_curves(rows: dict[int, dict], path: Path) -> None:
     if va:
         ax.plot([t for t, _ in va], [v for _, v in va], "o-", label="validation (bits/base)", lw=1.5)
     ax.axhline(2.0, color="grey", ls=":", lw=1, label="uniform (2 bits)")
+    values = [v for _, v in tr + va]
+    if values:  # the first steps start far above 2 bits; keep the scale for the part that matters
+        lo = min(values) - 0.01
+        ax.set_ylim(lo, max(2.02, min(max(values), 2.1)) + 0.005)
     ax.set_xlabel("tokens seen")
     ax.set_ylabel("bits per base")
     ax.set_title("dnalm pretraining")
@@ -702,7 +746,8 @@ def pretrain(
             ``model/`` is replaced at the first export).
 
     Returns:
-        ``{"out", "model_dir", "steps", "tokens", "last_validation", "wall_s", "tokens_per_s", "is_global_zero"}``
+        ``{"out", "model_dir", "steps", "tokens", "last_validation", "wall_s", "tokens_per_s" (recent, smoothed),
+        "mean_tokens_per_s" (this session's training), "is_global_zero"}``
         (every process returns; only rank 0 has written files).
     """
     import yaml
@@ -804,5 +849,7 @@ def pretrain(
         "last_validation": dict(module.last_val),
         "wall_s": wall,
         "tokens_per_s": module.tokens_per_s,
+        "mean_tokens_per_s": (outputs.tokens_at(trainer.global_step) - outputs.tokens_at(outputs.start_step))
+        / outputs.train_seconds,
         "is_global_zero": trainer.is_global_zero,
     }

@@ -113,7 +113,7 @@ class TrainerSection:
     seed: int = 0  # seeds initialisation, windows and dropout
     num_workers: int = 0  # DataLoader worker processes per device
     threads: int = 0  # torch.set_num_threads (0 = leave torch's default)
-    max_time_min: float = 0.0  # safety net: stop (validate, export, checkpoint) after this many minutes; 0 = off
+    max_time_min: float = 0.0  # time budget: anneal by and stop (validate, export) at this many minutes; 0 = off
     progress_bar: bool = True  # tqdm progress bar with loss and tokens/s
 
 

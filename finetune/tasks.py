@@ -638,7 +638,7 @@ def _split_column(df: pd.DataFrame, spec: TaskSpec) -> str | None:
         if col in ("chrom", "start", "end", "line"):
             continue
         values = set(df[col].astype(str).str.lower().unique())
-        if values and values <= set(_SPLIT_NAMES) and "train" in values | {"training"}:
+        if values and values <= set(_SPLIT_NAMES) and values & {"train", "training"}:
             return col
     return None
 

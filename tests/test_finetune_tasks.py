@@ -233,3 +233,15 @@ def test_kmer_baseline_finds_a_planted_motif(tmp_path):
     shuffled = load_task(f"csv:{path}")
     rng.shuffle(shuffled.train.labels)  # no signal left -> near chance on test
     assert kmer_baseline(shuffled, ks=(1, 2, 3, 4, 5, 6)).test_metrics["accuracy"] < 0.75
+
+
+def test_bend_layout_with_a_split_column(tmp_path):
+    fa = _fake_slice(tmp_path, "chr1", 0, 3000)
+    splits = ["train"] * 12 + ["valid"] * 4 + ["test"] * 4
+    rows = [f"chr1\t{100 * i}\t{100 * i + 50}\t{sp}\t{i % 2}\n" for i, sp in enumerate(splits)]
+    rows.append("chr1\t2990\t3040\ttest\t1\n")  # runs past the FASTA: reported, not dropped silently
+    (tmp_path / "enh.bed").write_text("".join(rows))
+    task = load_task(f"bed:{tmp_path / 'enh.bed'}?genome={fa}&label=score")
+    assert task.sizes() == {"train": 12, "dev": 4, "test": 4} and task.kind == "binary"
+    assert task.skipped[["split", "line"]].values.tolist() == [["test", 21]]
+    assert task.dev.meta["start"].tolist() == [1200, 1300, 1400, 1500]

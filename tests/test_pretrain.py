@@ -425,3 +425,18 @@ def test_genome_mixture_weights(genome, tmp_path):
     assert 0.65 < drawn["toy"] / 400 < 0.85  # weights 3 : 1
     with pytest.raises(ConfigError, match=r"data.genomes\[1\].weight: give a weight > 0 to every genome or to none"):
         tiny(genome, data__genomes=[{"path": str(genome), "weight": 3.0}, {"path": str(other)}])
+
+
+def test_time_budget_anneals_the_schedule():
+    from dnalm.pretrain import TimeBudget, _Schedule, lr_lambda
+
+    budget = TimeBudget(100.0)
+    sched = _Schedule(10, 1000, 0.1, budget)
+    assert sched(50) == lr_lambda(50, 10, 1000, 0.1)  # not started: by steps
+    budget.start()
+    budget.t0 -= 50.0  # half the budget used at step 50: the cosine is half-way
+    assert sched(50) == pytest.approx(lr_lambda(500, 10, 1000, 0.1), rel=1e-3)
+    assert sched(5) == lr_lambda(5, 10, 1000, 0.1)  # warm-up stays step-based
+    budget.t0 -= 60.0  # over budget: the minimum
+    assert sched(60) == pytest.approx(0.1)
+    assert sched(900) == pytest.approx(lr_lambda(1000, 10, 1000, 0.1))

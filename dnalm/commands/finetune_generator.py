@@ -24,7 +24,7 @@ def add_arguments(p) -> None:
     p.add_argument("--out", required=True, help="output model directory")
     p.add_argument("--max-steps", type=int, default=1000, help="optimiser steps (default 1000)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (default 5e-4)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--warmup-steps", type=int, default=50)
     p.add_argument("--eval-every", type=int, default=100, help="steps between validations (default 100)")

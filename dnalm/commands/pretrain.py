@@ -41,6 +41,6 @@ def run(args) -> int:
         val = f", validation {v['val_bits_per_base']:.4f} bits/base" if v else ""
         print(
             f"pretrained {result['steps']} steps, {result['tokens']:,} tokens in {result['wall_s']:.0f} s "
-            f"({result['tokens_per_s']:.0f} tokens/s){val}; model in {result['model_dir']}"
+            f"({result['mean_tokens_per_s']:.0f} tokens/s){val}; model in {result['model_dir']}"
         )
     return 0

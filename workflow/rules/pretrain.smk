@@ -22,7 +22,7 @@ rule pretrain:
         "logs/pretrain.log",
     shell:
         "dnalm pretrain --config {input.config} --out {params.outdir} "
-        "--set data.genomes.0.path={input.fasta} --set trainer.threads={threads} --set trainer.progress_bar=false "
+        "--set data.genomes.0.path={input.fasta} --set trainer.progress_bar=false "
         "{params.sets} > {log} 2>&1"
 
 
