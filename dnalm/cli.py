@@ -5,9 +5,6 @@ Each subcommand lives in ``dnalm/commands/<name>.py`` (or another package's modu
 lightning) inside ``run`` so that ``dnalm --help`` stays fast.
 """
 
-# NOTE FOR ENGINEERS WORKING IN THIS TREE NOW: read /tmp/common.md (shared rules: never run git commands that
-# change anything; only 2 CPU cores; ...) and /tmp/interfaces.md (exact names of the APIs being built) first.
-
 from __future__ import annotations
 
 import argparse
