@@ -2,7 +2,7 @@
 
 Prints a table. The numbers size `config/pretrain/demo.yaml`: tokens/s x seconds = tokens the demo can see.
 
-    python benchmarks/bench_pretrain.py --threads 2 --tokens 8192 --steps 3
+    python benchmarks/bench_pretrain.py --threads 1 --tokens 2048 --lengths 512 --steps 3
     python benchmarks/bench_pretrain.py --variants hybridna-tiny hybridna-tiny:chunk64 --lengths 256 1024
 """
 

@@ -6,19 +6,19 @@ Loading is strict: an unknown or mistyped key is a :class:`~dnalm.errors.ConfigE
 exist names the file, and lengths/batch sizes that do not divide where they must name the stage key
 (``stages[1].batch_size``). All of this is checked before any training starts.
 
-Example (``config/pretrain/demo.yaml``)::
+Example (abridged ``config/pretrain/demo.yaml``)::
 
-    model: {preset: hybridna-tiny}
+    model: {preset: hybridna-tiny, overrides: {mamba2: {chunk_size: 64}}}
     data:
       genomes: [{path: results/genome/sacCer_R64.fa.gz}]
       validation_chroms: [chrXVI]
       test_chroms: [chrXV]
-    tokens_per_step: 8192
+    tokens_per_step: 2048
     stages:                       # HyenaDNA-style length warm-up, constant tokens per step
-      - {steps: 100, length: 256}
-      - {steps: 300, length: 1024}
-    optim: {lr: 3.0e-3, warmup_steps: 50}
-    trainer: {devices: 1, strategy: auto, precision: 32-true, val_every: 100}
+      - {steps: 50, length: 256}
+      - {steps: 950, length: 512}
+    optim: {lr: 2.0e-3, warmup_steps: 20}
+    trainer: {devices: 2, strategy: ddp, threads: 1, precision: 32-true, val_every: 200, max_time_min: 11}
 
 Relative genome paths are taken from the working directory (the project root for the demo and Snakemake).
 """

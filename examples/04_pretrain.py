@@ -44,7 +44,7 @@ def main(out_dir: Path, steps: int, eval_bases: int) -> None:
     print("stages: " + ", ".join(f"{s.steps} steps x {s.batch_size} x {s.length} nt" for s in cfg.stages))
     run = out_dir / "run"
     result = pretrain(cfg, run, resume=(run / "checkpoints" / "last.ckpt").exists())
-    print(f"trained {result['steps']} steps, {result['tokens']:,} tokens, {result['tokens_per_s']:.0f} tokens/s")
+    print(f"trained {result['steps']} steps, {result['tokens']:,} tokens, {result['mean_tokens_per_s']:.0f} tokens/s")
     with open(run / "metrics.csv") as fh:
         for row in csv.DictReader(fh):
             val = f"  val {float(row['val_bits_per_base']):.3f} bits/base" if row["val_bits_per_base"] else ""

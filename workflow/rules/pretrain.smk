@@ -21,7 +21,7 @@ rule pretrain:
     log:
         "logs/pretrain.log",
     shell:
-        "dnalm pretrain --config {input.config} --out {params.outdir} "
+        "dnalm pretrain --config {input.config} --out {params.outdir} --overwrite "
         "--set data.genomes.0.path={input.fasta} --set trainer.progress_bar=false "
         "{params.sets} > {log} 2>&1"
 
