@@ -115,6 +115,35 @@ class _Job:
     model: str
     out: str
     threads: int  # torch CPU threads in a worker process (0 = leave)
+    cost: float = 0.0  # estimated work (token passes), to start the longest jobs first
+    fingerprint: str = ""  # sha256 of the model weights when the benchmark started
+
+
+def model_fingerprint(model) -> str:
+    """sha256 (first 16 hex digits) of a model directory's ``model.safetensors``, or ``preset:NAME``."""
+    import hashlib
+
+    path = Path(str(model)) / "model.safetensors"
+    if not path.exists():
+        return f"preset:{model}"
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _job_cost(method: str, pooling: str, task: Task, full: Task, ft_cfg, config: BenchmarkConfig) -> float:
+    """Rough work of a job in token passes (a training step ~ 3 forward passes); only orders the queue."""
+    mean_len = float(np.mean([len(s) for s in task.test.sequences])) if len(task.test) else 1.0
+    if method in ("kmer", "kmer_full"):
+        return 0.05 * mean_len * (len(full.train) if method == "kmer_full" else len(task.train))
+    if method == "probe":
+        n_train = min(len(task.train), config.probe_max_train or len(task.train))
+        return mean_len * (n_train + len(task.dev) + len(task.test))
+    tokens = 2 * mean_len + 3 if pooling in ("echo", "rc_echo") else mean_len + 2
+    evals = max(1, ft_cfg.max_steps // max(1, min(ft_cfg.val_every, ft_cfg.max_steps)))
+    return tokens * (3 * ft_cfg.max_steps * ft_cfg.batch_size + evals * len(task.dev) + len(task.dev) + len(task.test))
 
 
 def _finetune_config(name: str, config: BenchmarkConfig):
@@ -153,6 +182,11 @@ def _run_job(job: _Job) -> dict:
     t0 = time.time()
     config = job.config
     full, task, ft_cfg = _prepare(job.name, job.spec, config)
+    if job.fingerprint and model_fingerprint(job.model) != job.fingerprint:
+        label = _method_label(job.method, task, config, job.pooling)
+        msg = f"the model {job.model} changed on disk during the benchmark (weights sha256 differ); rerun"
+        print(f"   {job.name} / {label}: error: {msg}", flush=True)
+        return {**_row(task, job.name, label, task.metric, None, None, status=f"error: {msg}"), "order": job.order}
     label = _method_label(job.method, task, config, job.pooling)
     used = task
     try:
@@ -191,12 +225,12 @@ def _run_job(job: _Job) -> dict:
 
 
 def _task_jobs(name: str, spec: TaskSpec, config: BenchmarkConfig, model: str, out: Path, threads: int,
-               order: int) -> tuple[list[_Job], list[dict], list[str]]:
+               order: int, fingerprint: str = "") -> tuple[list[_Job], list[dict], list[str]]:
     """Load and describe one task (task.txt, skipped.csv) and list its jobs: (jobs, error rows, notes)."""
     from dnalm.utils import atomic_write
 
     try:
-        full, task, _ = _prepare(name, spec, config)
+        full, task, ft_cfg = _prepare(name, spec, config)
     except DnalmError as exc:
         print(f"== {name}: not loaded: {exc}", flush=True)
         row = _row(None, name, "(task not loaded)", "", None, None, status=f"error: {exc}")
@@ -224,7 +258,10 @@ def _task_jobs(name: str, spec: TaskSpec, config: BenchmarkConfig, model: str, o
                          f"(stratified, seed {config.seed})")
     if config.run_finetune:
         methods += [("finetune", p) for p in config.poolings]
-    jobs = [_Job(order + k, name, spec, m, p, config, str(model), str(out), threads) for k, (m, p) in enumerate(methods)]
+    jobs = [_Job(order + k, name, spec, m, p, config, str(model), str(out), threads,
+                 _job_cost(m, p, task, full, dataclasses.replace(ft_cfg, pooling=p or ft_cfg.pooling), config),
+                 fingerprint)
+            for k, (m, p) in enumerate(methods)]
     return jobs, [], notes
 
 
@@ -259,11 +296,13 @@ def run_benchmark(model: str | Path, config: BenchmarkConfig, out_dir: str | Pat
     if config.workers < 1:
         raise ConfigError(f"workers must be at least 1, got {config.workers}")
     threads = 1 if config.workers > 1 else 0
+    fingerprint = model_fingerprint(model)
     jobs: list[_Job] = []
     rows: list[dict] = []
     task_notes: dict[str, list[str]] = {}
     for t, (name, spec) in enumerate(specs.items()):
-        task_jobs, error_rows, task_notes[name] = _task_jobs(name, spec, config, model, out, threads, 100 * t)
+        task_jobs, error_rows, task_notes[name] = _task_jobs(name, spec, config, model, out, threads, 100 * t,
+                                                             fingerprint)
         jobs += task_jobs
         rows += error_rows
     if config.workers == 1:
@@ -272,9 +311,7 @@ def run_benchmark(model: str | Path, config: BenchmarkConfig, out_dir: str | Pat
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        # fine-tuning runs are the long ones: start them first, echo (twice the tokens) before mean
-        cost = {"finetune": 3, "probe": 1, "kmer_full": 1, "kmer": 0}
-        queue = sorted(jobs, key=lambda j: (-cost[j.method], j.pooling != "echo", j.order))
+        queue = sorted(jobs, key=lambda j: (-j.cost, j.order))  # longest first packs the workers best
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=config.workers, mp_context=ctx) as pool:
             rows += list(pool.map(_run_job, queue))
@@ -288,7 +325,8 @@ def run_benchmark(model: str | Path, config: BenchmarkConfig, out_dir: str | Pat
             "seconds", "status", "test_metrics"]
     df = df[cols]
     total = time.time() - t_all
-    timing = {"wall_s": total, "cpu_s": _cpu_seconds(), "load": (load_start, _load_average()), "workers": config.workers}
+    timing = {"model_sha256": fingerprint, "wall_s": total, "cpu_s": _cpu_seconds(),
+              "load": (load_start, _load_average()), "workers": config.workers}
     with atomic_write(out / "results.csv") as fh:
         df.to_csv(fh, index=False)
     with atomic_write(out / "results.md") as fh:
@@ -324,7 +362,8 @@ def results_markdown(df: pd.DataFrame, config: BenchmarkConfig, model, notes: di
     if not isinstance(timing, dict):
         timing = {"wall_s": float(timing)}
     lines = ["# dnalm benchmark results", ""]
-    lines.append(f"- model: `{model}`")
+    lines.append(f"- model: `{model}`" + (f" (weights sha256 {timing['model_sha256']}…)"
+                                          if isinstance(timing, dict) and timing.get("model_sha256") else ""))
     if config.suite:
         lines.append(f"- suite: {config.suite} (`{config.data}`)")
     if command:

@@ -54,6 +54,7 @@ class FinetuneConfig:
     max_dev: int = 2000  # subsample dev (0 = all); dev is evaluated often, so keep it small on CPU
     max_test: int = 0  # subsample test (0 = all)
     rc_augment: float = 0.0  # probability of reverse complementing a training sequence
+    scan_chunk_size: int = 0  # Mamba2 SSD chunk length for this run (0 = the model's); compute only, same outputs
     grad_clip: float = 1.0  # gradient norm clip (0 = off)
     seed: int = 0  # seed of initialisation, batches, augmentation and subsampling
     num_workers: int = 0  # DataLoader workers
@@ -250,6 +251,22 @@ def make_model(backbone, task: Task, config: FinetuneConfig) -> SequenceModel:
     return SequenceModel(backbone, head)
 
 
+def set_scan_chunk_size(backbone, chunk_size: int) -> int:
+    """Set the SSD chunk length of every Mamba2 mixer of ``backbone`` (and its config, so a saved model records
+    it). The chunked scan gives the same outputs for any chunk length; short sequences run faster with short
+    chunks (the intra-chunk work is quadratic in the chunk length). Returns the number of mixers changed."""
+    if chunk_size < 1:
+        raise ConfigError(f"scan_chunk_size must be positive, got {chunk_size}")
+    changed = 0
+    for layer in backbone.backbone.layers:
+        if getattr(layer, "kind", "") == "mamba2" and hasattr(layer.mixer, "chunk_size"):
+            layer.mixer.chunk_size = int(chunk_size)
+            changed += 1
+    if changed:
+        backbone.config.mamba2 = {**backbone.config.mamba2, "chunk_size": int(chunk_size)}
+    return changed
+
+
 def check_length(model: SequenceModel, task: Task) -> None:
     """Raise a clear error when the longest sequence (with its echo copy) exceeds the model's maximum length."""
     longest = max(max((len(s) for s in task.split(sp).sequences), default=0) for sp in ("train", "dev", "test"))
@@ -281,6 +298,8 @@ def finetune(model, task: Task | str, config: FinetuneConfig | None = None, out_
     task = task.subsample({"train": config.max_train, "dev": config.max_dev, "test": config.max_test}, config.seed)
     L.seed_everything(config.seed, workers=True, verbose=False)
     seq_model = make_model(_load_backbone(model), task, config)
+    if config.scan_chunk_size:
+        set_scan_chunk_size(seq_model.backbone, config.scan_chunk_size)
     check_length(seq_model, task)
     seq_model.set_backbone_trainable(not config.freeze_backbone)
     seq_model.train()  # load_model returns the backbone in eval mode

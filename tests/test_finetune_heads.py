@@ -246,3 +246,20 @@ def test_head_config_rejects_bad_values():
         HeadConfig(kind="token_classification", num_outputs=3, pooling="last")
     with pytest.raises(ConfigError, match="unknown head config key"):
         HeadConfig.from_dict({"kind": "binary", "colour": 1})
+
+
+def test_scan_chunk_size_changes_speed_not_outputs(tmp_path):
+    from finetune.lightning import set_scan_chunk_size
+
+    torch.manual_seed(0)
+    backbone = dnalm.build_model("hybridna-tiny", d_model=32, n_layer=2, attn_layer_idx=[1], d_intermediate=64,
+                                 mamba2={"d_state": 8, "headdim": 16, "chunk_size": 64},
+                                 attention={"n_heads": 2, "n_kv_heads": 2}).eval()
+    model = SequenceModel(backbone, HeadConfig(kind="binary", pooling="echo")).eval()
+    ids, mask = batch_of(SEQS)
+    with torch.no_grad():
+        before = model.embed(ids, mask)
+        assert set_scan_chunk_size(backbone, 4) == 1  # one Mamba2 layer, one attention layer
+        assert torch.allclose(model.embed(ids, mask), before, atol=1e-5)
+    backbone.save_pretrained(tmp_path / "m")
+    assert dnalm.load_model(tmp_path / "m").config.mamba2["chunk_size"] == 4
