@@ -19,51 +19,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from Bio.Data.CodonTable import standard_dna_table
 from sklearn.metrics import roc_auc_score
 
 import dnalm
+from data_prep.demo_tasks import coding_snvs as demo_coding_snvs
 from data_prep.demo_tasks import read_genes
 from data_prep.genome import prepare_demo_yeast
 from dnalm.models import read_model_config
 from dnalm.tokenizer import reverse_complement
 from dnalm.variant_effect import score_variants
 
-STOPS = set(standard_dna_table.stop_codons)
-CODE = dict(standard_dna_table.forward_table) | {s: "*" for s in STOPS}
-
 
 def coding_snvs(genome: dnalm.Genome, cds_bed: Path, n_codons: int, seed: int) -> pd.DataFrame:
     """stop_gained and synonymous SNVs at ``n_codons`` random codons (chrom, pos 1-based, ref, alt on +)."""
-    rng = np.random.default_rng(seed)
-    genes = [
-        g
-        for g in read_genes(cds_bed)
-        if g.exons == 1 and (g.end - g.start) % 3 == 0 and g.end - g.start >= 300
-    ]
-    rows = []
-    for gi in rng.choice(len(genes), size=min(n_codons, len(genes)), replace=False):
-        g = genes[int(gi)]
-        orf = genome.fetch(g.chrom, g.start, g.end, g.strand)  # transcript orientation
-        k = int(rng.integers(1, len(orf) // 3 - 1))  # not the start codon, not the stop codon
-        codon = orf[3 * k : 3 * k + 3]
-        if CODE.get(codon, "*") == "*":
-            continue
-        for j in range(3):
-            for b in "ACGT":
-                if b == codon[j]:
-                    continue
-                mut = codon[:j] + b + codon[j + 1 :]
-                cls = "stop_gained" if mut in STOPS else ("synonymous" if CODE[mut] == CODE[codon] else None)
-                if cls is None:
-                    continue
-                offset = 3 * k + j
-                if g.strand == "+":
-                    pos, ref, alt = g.start + offset + 1, codon[j], b
-                else:
-                    pos, ref, alt = g.end - offset, reverse_complement(codon[j]), reverse_complement(b)
-                rows.append((g.chrom, pos, f"{g.name}:c.{offset + 1}{codon[j]}>{b}", ref, alt, cls, g.name))
-    return pd.DataFrame(rows, columns=["chrom", "pos", "id", "ref", "alt", "class", "gene"])
+    records = demo_coding_snvs(genome, read_genes(cds_bed), n_codons, np.random.default_rng(seed))
+    return pd.DataFrame(records, columns=["chrom", "pos", "id", "ref", "alt", "class", "gene"])
 
 
 def _training_length(args) -> int | None:

@@ -67,6 +67,40 @@ def read_genes(cds_bed: str | Path) -> list[Gene]:
     return list(by_name.values())
 
 
+
+def coding_snvs(genome, genes: list[Gene], n_codons: int, rng: np.random.Generator) -> list[tuple]:
+    """stop_gained and synonymous SNVs at ``n_codons`` random codons of single-exon ORFs (one codon per ORF,
+    never the start or the stop codon): every SNV of the codon that creates a stop codon or keeps the amino acid.
+
+    Returns records ``(chrom, pos (1-based), id, ref, alt, consequence, gene)`` with alleles on the + strand.
+    """
+    single = [g for g in genes if g.exons == 1 and (g.end - g.start) % 3 == 0 and g.end - g.start >= 300]
+    comp = str.maketrans("ACGT", "TGCA")
+    records = []
+    picks = rng.choice(len(single), size=min(n_codons, len(single)), replace=False)
+    for gi in picks:
+        g = single[int(gi)]
+        orf = genome.fetch(g.chrom, g.start, g.end, g.strand)  # transcript orientation
+        k = int(rng.integers(1, len(orf) // 3 - 1))  # not the start or the stop codon
+        codon = orf[3 * k : 3 * k + 3]
+        if codon not in _CODE or _CODE[codon] == "*":
+            continue
+        for j in range(3):
+            for b in "ACGT":
+                if b == codon[j]:
+                    continue
+                mut = codon[:j] + b + codon[j + 1 :]
+                csq = "stop_gained" if mut in STOPS else ("synonymous" if _CODE[mut] == _CODE[codon] else None)
+                if csq is None:
+                    continue
+                p = 3 * k + j  # offset in the ORF (transcript orientation)
+                if g.strand == "+":
+                    gpos, ref, alt = g.start + p, codon[j], b
+                else:
+                    gpos, ref, alt = g.end - 1 - p, codon[j].translate(comp), b.translate(comp)
+                records.append((g.chrom, gpos + 1, f"{g.name}:c{p + 1}{codon[j]}>{b}", ref, alt, csq, g.name))
+    return records
+
 def _split_of(chrom: str, chroms: list[str], n_test: int = 2, n_dev: int = 1) -> str:
     i = chroms.index(chrom)
     if i >= len(chroms) - n_test:
@@ -163,33 +197,7 @@ def derive_tasks(
     summary["cre"] = {"n": len(cre), "ribosomal_protein": n_rp}
 
     # ---------------- coding SNVs: stop-gained vs synonymous
-    single = [g for g in genes if g.exons == 1 and (g.end - g.start) % 3 == 0 and g.end - g.start >= 300]
-    records = []
-    picks = rng.choice(len(single), size=min(n_codons, len(single)), replace=False)
-    for gi in picks:
-        g = single[int(gi)]
-        orf = genome.fetch(g.chrom, g.start, g.end, g.strand)
-        n_cod = len(orf) // 3
-        k = int(rng.integers(1, n_cod - 1))  # not the start or the stop codon
-        codon = orf[3 * k : 3 * k + 3]
-        if codon not in _CODE or _CODE[codon] == "*":
-            continue
-        for j in range(3):
-            for b in "ACGT":
-                if b == codon[j]:
-                    continue
-                mut = codon[:j] + b + codon[j + 1 :]
-                csq = "stop_gained" if mut in STOPS else ("synonymous" if _CODE[mut] == _CODE[codon] else None)
-                if csq is None:
-                    continue
-                p = 3 * k + j  # offset in the ORF (transcript orientation)
-                if g.strand == "+":
-                    gpos, ref, alt = g.start + p, codon[j], b
-                else:
-                    gpos = g.end - 1 - p
-                    comp = str.maketrans("ACGT", "TGCA")
-                    ref, alt = codon[j].translate(comp), b.translate(comp)
-                records.append((g.chrom, gpos + 1, f"{g.name}:c{3 * k + j + 1}{codon[j]}>{b}", ref, alt, csq, g.name))
+    records = coding_snvs(genome, genes, n_codons, rng)
     records.sort(key=lambda r: (chroms.index(r[0]), r[1], r[4]))
     vcf_text = ["##fileformat=VCFv4.2", "##source=dnalm derive-tasks"]
     vcf_text += [f"##contig=<ID={c},length={sizes[c]}>" for c in chroms]

@@ -42,3 +42,19 @@ class CollateMixin:
     def set_epoch(self, epoch: int) -> None:
         """Select the random stream of an epoch (augmentation/sampling differ per epoch, same per seed)."""
         self.epoch = int(epoch)
+
+
+class LabelledMixin:
+    """``label_to_id`` and ``num_classes`` of a dataset whose labels were encoded into ``label_spec``."""
+
+    label_spec: object  # dnalm.data.labels.LabelSpec | None
+
+    @property
+    def label_to_id(self) -> dict:
+        """Class name -> id mapping of the labels (empty for numeric or unlabelled data)."""
+        return self.label_spec.label_to_id if self.label_spec is not None else {}
+
+    @property
+    def num_classes(self) -> int | None:
+        """Number of classes (class or multi-label tasks), else None."""
+        return self.label_spec.num_classes if self.label_spec is not None else None

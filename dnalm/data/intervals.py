@@ -14,7 +14,7 @@ from dnalm.errors import ConfigError
 from dnalm.io.genome import Genome
 from dnalm.tokenizer import DNATokenizer
 
-from ._common import CollateMixin, default_tokenizer, item_rng, to_input_ids
+from ._common import CollateMixin, LabelledMixin, default_tokenizer, item_rng, to_input_ids
 from .bed import read_bed, resize_interval
 from .labels import LabelSpec, encode_labels
 
@@ -35,7 +35,7 @@ def _auto_label_columns(df: pd.DataFrame) -> list[str]:
     return []
 
 
-class IntervalDataset(CollateMixin, Dataset):
+class IntervalDataset(CollateMixin, LabelledMixin, Dataset):
     """Genomic intervals with labels, fetched from a genome and resized to a fixed length around their centre.
 
     Args:
@@ -116,15 +116,6 @@ class IntervalDataset(CollateMixin, Dataset):
         else:
             self._strands = ["+"] * len(df)
 
-    @property
-    def label_to_id(self) -> dict:
-        """Class name -> id mapping (empty for numeric or unlabelled intervals)."""
-        return self.label_spec.label_to_id if self.label_spec is not None else {}
-
-    @property
-    def num_classes(self) -> int | None:
-        """Number of classes (class or multi-label tasks), else None."""
-        return self.label_spec.num_classes if self.label_spec is not None else None
 
     def __len__(self) -> int:
         return len(self._starts)

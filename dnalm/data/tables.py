@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 from dnalm.errors import InputError
 from dnalm.tokenizer import DNATokenizer
 
-from ._common import CollateMixin, default_tokenizer, item_rng, to_input_ids
+from ._common import CollateMixin, LabelledMixin, default_tokenizer, item_rng, to_input_ids
 from .labels import LabelSpec, encode_labels
 
 
@@ -35,7 +35,7 @@ def _guess_sep(path: Path) -> str:
     return "\t" if "\t" in first else ","
 
 
-class SequenceTable(CollateMixin, Dataset):
+class SequenceTable(CollateMixin, LabelledMixin, Dataset):
     """Sequences and labels from a CSV/TSV table (or DataFrame), tokenized and validated up front.
 
     Args:
@@ -138,15 +138,6 @@ class SequenceTable(CollateMixin, Dataset):
             raise
         return flat.astype(np.uint8), offsets
 
-    @property
-    def label_to_id(self) -> dict:
-        """Class name -> id mapping of the label column (empty for numeric/unlabelled tables)."""
-        return self.label_spec.label_to_id if self.label_spec is not None else {}
-
-    @property
-    def num_classes(self) -> int | None:
-        """Number of classes (class or multi-label tasks), else None."""
-        return self.label_spec.num_classes if self.label_spec is not None else None
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
