@@ -1,6 +1,13 @@
 # Paths and helper functions shared by the rules (no project code is imported here).
 
 import os
+import sys
+
+# Rules call `dnalm`: find the one installed beside the Python that runs Snakemake (`.venv/bin/snakemake` works
+# without activating the venv); an activated environment or a conda env of the rule still comes first.
+_BIN = os.path.dirname(sys.executable)
+if os.path.exists(os.path.join(_BIN, "dnalm")) and _BIN not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = os.environ.get("PATH", "") + os.pathsep + _BIN
 
 GENOME_NAME = config["genome"]["name"]
 GENOME_DIR = "results/genome"
