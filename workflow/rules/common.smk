@@ -3,11 +3,11 @@
 import os
 import sys
 
-# Rules call `dnalm`: find the one installed beside the Python that runs Snakemake (`.venv/bin/snakemake` works
-# without activating the venv); an activated environment or a conda env of the rule still comes first.
+# Rules call `dnalm`: the one installed beside the Python that runs Snakemake is found too, so that
+# `.venv/bin/snakemake` works without activating the venv (an activated environment still comes first).
 _BIN = os.path.dirname(sys.executable)
-if os.path.exists(os.path.join(_BIN, "dnalm")) and _BIN not in os.environ.get("PATH", "").split(os.pathsep):
-    os.environ["PATH"] = os.environ.get("PATH", "") + os.pathsep + _BIN
+if os.path.exists(os.path.join(_BIN, "dnalm")):
+    shell.prefix(f'set -euo pipefail; export PATH="$PATH:{_BIN}"; ')
 
 GENOME_NAME = config["genome"]["name"]
 GENOME_DIR = "results/genome"
