@@ -196,6 +196,19 @@ def _ssd_block(xdt, dA, Bc, Cc, h):
     return y, h
 
 
+def _chunk_layouts(xf, dtf, Af, Bf, Cf, Q: int, R: int):
+    """Chunk-major, head-split layouts of a span whose length is a multiple of ``Q``, for batched matmuls:
+    xdt (B, c, G, R, Q, P), dA (B, c, G, R, Q), Bc and Cc (B, c, G, 1, Q, N)."""
+    batch, length, _, headdim = xf.shape
+    ngroups, dstate = Bf.shape[-2:]
+    n = length // Q
+    xdt = (xf * dtf[..., None]).reshape(batch, n, Q, ngroups, R, headdim).permute(0, 1, 3, 4, 2, 5)
+    dA = (dtf * Af).reshape(batch, n, Q, ngroups, R).permute(0, 1, 3, 4, 2)
+    Bc = Bf.reshape(batch, n, Q, ngroups, 1, dstate).permute(0, 1, 3, 4, 2, 5)
+    Cc = Cf.reshape(batch, n, Q, ngroups, 1, dstate).permute(0, 1, 3, 4, 2, 5)
+    return xdt, dA, Bc, Cc
+
+
 def ssd_chunked(
     x: torch.Tensor,
     dt: torch.Tensor,
@@ -210,8 +223,8 @@ def ssd_chunked(
 ):
     """Chunked SSD scan in pure PyTorch, for any length; same result as :func:`ssd_recurrent`.
 
-    The sequence is zero-padded to a multiple of ``chunk_size`` (padding has dt = 0, so it neither decays nor
-    feeds the state) and stripped again. Within a chunk the scan is a masked quadratic form; across chunks the
+    The sequence is cut into chunks of ``chunk_size`` and a last, shorter chunk for the remainder (no padding,
+    so a length like ``k * chunk_size + 1`` costs no extra chunk). Within a chunk the scan is a masked quadratic form; across chunks the
     state is carried by a sequential loop, so time is linear in the number of chunks, and chunks are processed
     in blocks of bounded size, so working memory beyond inputs and outputs does not grow with the length.
     Computes in float32 (float64 for float64 inputs) with autocast disabled.
@@ -237,8 +250,6 @@ def ssd_chunked(
         raise ValueError(f"ssd_chunked: {nheads} heads are not divisible into {ngroups} groups")
     R = nheads // ngroups
     Q = int(chunk_size)
-    nchunks = -(-length // Q)
-    pad = nchunks * Q - length
     cdt = _compute_dtype(x.dtype)
     with torch.autocast(device_type=x.device.type, enabled=False):
         xf, dtf, Af = x.to(cdt), dt.to(cdt), A.to(cdt)
@@ -247,28 +258,25 @@ def ssd_chunked(
             h = xf.new_zeros(batch, ngroups, R, headdim, dstate)
         else:
             h = initial_states.to(cdt).reshape(batch, ngroups, R, headdim, dstate)  # (B, G, R, P, N)
-        if pad:
-            xp = F.pad(xf, (0, 0, 0, 0, 0, pad))
-            dtp = F.pad(dtf, (0, 0, 0, pad))
-            Bp, Cp = F.pad(Bf, (0, 0, 0, 0, 0, pad)), F.pad(Cf, (0, 0, 0, 0, 0, pad))
-        else:
-            xp, dtp, Bp, Cp = xf, dtf, Bf, Cf
-        # Chunk-major, head-split layouts for batched matmuls.
-        xdt = (xp * dtp[..., None]).reshape(batch, nchunks, Q, ngroups, R, headdim)
-        xdt = xdt.permute(0, 1, 3, 4, 2, 5)  # (B, c, G, R, Q, P)
-        dA = (dtp * Af).reshape(batch, nchunks, Q, ngroups, R).permute(0, 1, 3, 4, 2)  # (B, c, G, R, Q)
-        Bc = Bp.reshape(batch, nchunks, Q, ngroups, 1, dstate).permute(0, 1, 3, 4, 2, 5)  # (B, c, G, 1, Q, N)
-        Cc = Cp.reshape(batch, nchunks, Q, ngroups, 1, dstate).permute(0, 1, 3, 4, 2, 5)  # (B, c, G, 1, Q, N)
-
-        per_chunk = batch * nheads * Q * max(Q, headdim, dstate)
-        block = max(1, BLOCK_ELEMENTS // per_chunk)
-        y = xf.new_empty(batch, nchunks, Q, ngroups, R, headdim)  # filled block by block
-        for c0 in range(0, nchunks, block):
-            part = slice(c0, c0 + block)
-            y_blk, h = _ssd_block(xdt[:, part], dA[:, part], Bc[:, part], Cc[:, part], h)
-            y[:, part] = y_blk.permute(0, 1, 4, 2, 3, 5)  # (B, k, Q, G, R, P)
-        del xdt  # free the largest temporary before the skip term
-        y = y.view(batch, nchunks * Q, nheads, headdim)[:, :length]  # (B, L, H, P)
+        y = xf.new_empty(batch, length, nheads, headdim)  # filled block by block
+        n_full = length // Q
+        # whole chunks of Q, then the remainder as one shorter chunk (no padded work for lengths like k*Q + 1)
+        segments = [(0, n_full, Q)] if n_full else []
+        if length - n_full * Q:
+            segments.append((n_full * Q, 1, length - n_full * Q))
+        for s0, nch, q in segments:
+            s1 = s0 + nch * q
+            xdt, dA, Bc, Cc = _chunk_layouts(xf[:, s0:s1], dtf[:, s0:s1], Af, Bf[:, s0:s1], Cf[:, s0:s1], q, R)
+            per_chunk = batch * nheads * q * max(q, headdim, dstate)
+            block = max(1, BLOCK_ELEMENTS // per_chunk)
+            for c0 in range(0, nch, block):
+                part = slice(c0, c0 + block)
+                y_blk, h = _ssd_block(xdt[:, part], dA[:, part], Bc[:, part], Cc[:, part], h)
+                k = y_blk.shape[1]
+                y[:, s0 + c0 * q : s0 + (c0 + k) * q] = y_blk.permute(0, 1, 4, 2, 3, 5).reshape(
+                    batch, k * q, nheads, headdim
+                )  # (B, k, G, R, q, P) -> (B, k*q, H, P)
+            del xdt  # free the largest temporary before the next segment and the skip term
         y = _skip_and_gate(y, xf, D, z).to(x.dtype)
         final = h.reshape(batch, nheads, headdim, dstate)
     return (y, final) if return_final_states else y
