@@ -45,7 +45,7 @@ from dnalm.io.genome import Genome
 from dnalm.models.lm import DNALM, build_model, load_model
 from dnalm.pretrain_config import PretrainConfig
 from dnalm.tokenizer import A_ID, C_ID, G_ID, T_ID, DNATokenizer
-from dnalm.utils import atomic_path, atomic_write
+from dnalm.utils import atomic_path, atomic_write, umask
 
 IGNORE = -100
 BASE_IDS = (A_ID, C_ID, G_ID, T_ID)
@@ -622,9 +622,10 @@ def export_model(config, state: dict, directory: Path, extra: dict, tokenizer=No
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         model.save_pretrained(tmp, extra=extra)
-        os.chmod(tmp, 0o755)  # mkdtemp/mkstemp make private files; a model folder is for sharing
+        mask = umask()  # mkdtemp/mkstemp make private files; a model folder gets what a plain mkdir/open gives
+        os.chmod(tmp, 0o777 & ~mask)
         for f in tmp.iterdir():
-            os.chmod(f, 0o644)
+            os.chmod(f, 0o666 & ~mask)
         old = None
         if directory.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))

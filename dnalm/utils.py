@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import IO, Iterator
 
 
-def _umask() -> int:
+def umask() -> int:
+    """The process's file-creation mask (read without changing it)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -19,7 +20,7 @@ def _fresh_temp(path: Path, suffix: str) -> str:
     """A temporary file beside ``path`` with the permissions a plain ``open`` would give (mkstemp uses 0600)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())
+    os.chmod(tmp, 0o666 & ~umask())
     return tmp
 
 

@@ -182,12 +182,11 @@ def _run_job(job: _Job) -> dict:
     t0 = time.time()
     config = job.config
     full, task, ft_cfg = _prepare(job.name, job.spec, config)
+    label = _method_label(job.method, task, config, job.pooling)
     if job.fingerprint and model_fingerprint(job.model) != job.fingerprint:
-        label = _method_label(job.method, task, config, job.pooling)
         msg = f"the model {job.model} changed on disk during the benchmark (weights sha256 differ); rerun"
         print(f"   {job.name} / {label}: error: {msg}", flush=True)
         return {**_row(task, job.name, label, task.metric, None, None, status=f"error: {msg}"), "order": job.order}
-    label = _method_label(job.method, task, config, job.pooling)
     used = task
     try:
         if job.method in ("kmer", "kmer_full"):
@@ -363,7 +362,7 @@ def results_markdown(df: pd.DataFrame, config: BenchmarkConfig, model, notes: di
         timing = {"wall_s": float(timing)}
     lines = ["# dnalm benchmark results", ""]
     lines.append(f"- model: `{model}`" + (f" (weights sha256 {timing['model_sha256']}…)"
-                                          if isinstance(timing, dict) and timing.get("model_sha256") else ""))
+                                          if timing.get("model_sha256") else ""))
     if config.suite:
         lines.append(f"- suite: {config.suite} (`{config.data}`)")
     if command:

@@ -252,19 +252,8 @@ def make_model(backbone, task: Task, config: FinetuneConfig) -> SequenceModel:
 
 
 def set_scan_chunk_size(backbone, chunk_size: int) -> int:
-    """Set the SSD chunk length of every Mamba2 mixer of ``backbone`` (and its config, so a saved model records
-    it). The chunked scan gives the same outputs for any chunk length; short sequences run faster with short
-    chunks (the intra-chunk work is quadratic in the chunk length). Returns the number of mixers changed."""
-    if chunk_size < 1:
-        raise ConfigError(f"scan_chunk_size must be positive, got {chunk_size}")
-    changed = 0
-    for layer in backbone.backbone.layers:
-        if getattr(layer, "kind", "") == "mamba2" and hasattr(layer.mixer, "chunk_size"):
-            layer.mixer.chunk_size = int(chunk_size)
-            changed += 1
-    if changed:
-        backbone.config.mamba2 = {**backbone.config.mamba2, "chunk_size": int(chunk_size)}
-    return changed
+    """``backbone.set_scan_chunk_size(chunk_size)`` (see :meth:`dnalm.models.lm.DNALM.set_scan_chunk_size`)."""
+    return backbone.set_scan_chunk_size(chunk_size)
 
 
 def check_length(model: SequenceModel, task: Task) -> None:
@@ -299,7 +288,7 @@ def finetune(model, task: Task | str, config: FinetuneConfig | None = None, out_
     L.seed_everything(config.seed, workers=True, verbose=False)
     seq_model = make_model(_load_backbone(model), task, config)
     if config.scan_chunk_size:
-        set_scan_chunk_size(seq_model.backbone, config.scan_chunk_size)
+        seq_model.backbone.set_scan_chunk_size(config.scan_chunk_size)
     check_length(seq_model, task)
     seq_model.set_backbone_trainable(not config.freeze_backbone)
     seq_model.train()  # load_model returns the backbone in eval mode

@@ -271,6 +271,25 @@ class DNALM(nn.Module):
             n += p.numel()
         return n
 
+    def set_scan_chunk_size(self, chunk_size: int) -> int:
+        """Set the SSD chunk length of every Mamba2 mixer (and the config, so a saved model records it).
+
+        The chunked scan gives the same outputs for any chunk length; short sequences run faster with short
+        chunks (the intra-chunk work is quadratic in the chunk length). Returns the number of mixers changed.
+        """
+        from dnalm.errors import ConfigError
+
+        if chunk_size < 1:
+            raise ConfigError(f"scan_chunk_size must be positive, got {chunk_size}")
+        changed = 0
+        for layer in self.backbone.layers:
+            if getattr(layer, "kind", "") == "mamba2" and hasattr(layer.mixer, "chunk_size"):
+                layer.mixer.chunk_size = int(chunk_size)
+                changed += 1
+        if changed:
+            self.config.mamba2 = {**self.config.mamba2, "chunk_size": int(chunk_size)}
+        return changed
+
     # ------------------------------------------------------------------ forward
     def hidden(self, input_ids: torch.Tensor, cache: InferenceCache | None = None) -> torch.Tensor:
         """Final normed hidden states (B, T, d_model); with ``cache`` the ids continue the cached sequence."""
