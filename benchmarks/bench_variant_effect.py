@@ -25,7 +25,7 @@ import torch
 
 import dnalm
 from dnalm.utils import data_dir
-from dnalm.variant_effect import score_variants
+from dnalm.variants import score_variants
 
 
 def _variant_sets(genome, n: int) -> dict[str, pd.DataFrame]:

@@ -3,7 +3,7 @@
 Builds the variant set from the demo genome (S. cerevisiae S288C R64 from ``dnalm prepare-genome --demo yeast``)
 and its CDS annotation (``NAME.cds.bed``): random codons of single-exon ORFs (not the start or the last codon);
 at each codon every SNV that creates a stop codon (stop_gained) and every synonymous SNV. Scores them with
-:func:`dnalm.variant_effect.score_variants` and prints the mean score per class and the AUROC of ``-llr``
+:func:`dnalm.variants.score_variants` and prints the mean score per class and the AUROC of ``-llr``
 (and of ``embedding_cosine``) for telling stop-gained from synonymous (0.5 = chance), overall and within each
 substitution type (the classes differ in base composition; see the comment in ``main``).
 
@@ -27,7 +27,7 @@ from data_prep.demo_tasks import read_genes
 from data_prep.genome import prepare_demo_yeast
 from dnalm.models import read_model_config
 from dnalm.tokenizer import reverse_complement
-from dnalm.variant_effect import score_variants
+from dnalm.variants import score_variants
 
 
 def coding_snvs(genome: dnalm.Genome, cds_bed: Path, n_codons: int, seed: int) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from dnalm.errors import ConfigError, InputError
+from dnalm.io.regions import Region
 from dnalm.tokenizer import A_ID, N_ID, T_ID, DNATokenizer
 from dnalm.utils import atomic_write
 
@@ -205,15 +206,6 @@ def model_log2_probs(model, ids: np.ndarray, length: int, batch_size: int = 8, d
 
 
 # ============================================================================================ regions
-@dataclass
-class Region:
-    """A stretch of sequence to score (0-based half-open)."""
-
-    chrom: str
-    start: int
-    end: int
-
-
 def split_regions(regions: list[Region], max_bases: int, block: int) -> list[Region]:
     """At most ``max_bases`` bases as evenly spaced blocks of ``block`` bp taken across the regions."""
     blocks = [Region(r.chrom, s, min(s + block, r.end)) for r in regions for s in range(r.start, r.end, block)]

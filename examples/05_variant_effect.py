@@ -25,7 +25,7 @@ import torch
 
 import dnalm
 from data_prep.genome import prepare_demo_yeast
-from dnalm.variant_effect import ism_to_files, score_variants, write_variant_scores
+from dnalm.variants import ism_to_files, score_variants, write_variant_scores
 
 
 def main(out_dir: Path, model_dir: str | None, window: int, genome_dir: str | None = None) -> None:

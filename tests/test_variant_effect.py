@@ -12,7 +12,7 @@ import dnalm
 from dnalm.cli import main as cli_main
 from dnalm.errors import InputError
 from dnalm.tokenizer import BOS_ID, DNATokenizer, reverse_complement
-from dnalm.variant_effect import (
+from dnalm.variants import (
     ism,
     score_sequence_pairs,
     score_variants,
@@ -507,7 +507,8 @@ def test_cli_head_from_finetuned_dir(tmp_path, genome):
 
 
 def test_reuse_batches_keep_sites_together(genome):
-    from dnalm.variant_effect import _make_pair, _reuse_batches
+    from dnalm.variants.scoring import _reuse_batches
+    from dnalm.variants.windows import make_pair
 
     sites = [("1", pos) for pos in range(40, 240, 10)]
     pairs = []
@@ -515,7 +516,7 @@ def test_reuse_batches_keep_sites_together(genome):
         ref = genome.seqs[chrom][pos - 1]
         for alt in "ACGT".replace(ref, ""):
             for strand in "+-":
-                pairs.append(_make_pair(TOK, *variant_windows(genome, chrom, pos, ref, alt, 20, strand)))
+                pairs.append(make_pair(TOK, *variant_windows(genome, chrom, pos, ref, alt, 20, strand)))
     for batch_size in (1, 3, 4, 8):
         batches = list(_reuse_batches(pairs, batch_size))
         assert sorted(i for b in batches for i in b) == list(range(len(pairs)))  # each pair exactly once

@@ -31,7 +31,7 @@ def run(args) -> int:
 
     from dnalm.errors import InputError
     from dnalm.models import load_model
-    from dnalm.variant_effect import ism_to_files
+    from dnalm.variants import ism_to_files
 
     if args.region and not args.fasta:
         raise InputError("--region needs --fasta")

@@ -58,7 +58,7 @@ def run(args) -> int:
 
     from dnalm.io.genome import Genome
     from dnalm.models import load_model
-    from dnalm.variant_effect import score_variants_to_file
+    from dnalm.variants import score_variants_to_file
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")

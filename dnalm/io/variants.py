@@ -92,7 +92,7 @@ def read_variants(
         name = str(path)
         if not path.exists():
             raise InputError(f"{path}: variant file not found")
-        if _is_vcf(path):
+        if is_vcf(path):
             records, header_lines = _records_from_vcf(path)
             lines = header_lines
         else:
@@ -116,7 +116,8 @@ def _open_text(path: Path):
     return open(path, errors="replace", newline="")
 
 
-def _is_vcf(path: Path) -> bool:
+def is_vcf(path: Path) -> bool:
+    """True for a VCF/BCF by name, or a text file whose first line is ``##fileformat=VCF``."""
     name = path.name.lower()
     if name.endswith((".vcf", ".vcf.gz", ".vcf.bgz", ".bcf")):
         return True

@@ -1,0 +1,53 @@
+"""Plots of variant-effect results: the ISM heatmap with a logo of per-position importance."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def plot_ism(table, path: str | os.PathLike, title: str | None = None) -> Path:
+    """Heatmap of the ISM LLRs and a logomaker logo of the per-position importance (PNG, atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import logomaker
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from dnalm.utils import atomic_path
+
+    L = len(table)
+    mat = table[list("ACGT")].to_numpy().T  # (4, L)
+    width = float(np.clip(0.15 * L + 2, 6, 60))
+    fig, (ax_logo, ax_map) = plt.subplots(
+        2, 1, figsize=(width, 4.5), sharex=True, gridspec_kw={"height_ratios": [1, 1]}
+    )
+    logo = pd.DataFrame(0.0, index=range(L), columns=list("ACGT"))
+    for j, (ref, imp) in enumerate(zip(table["ref"], table["importance"])):
+        if ref in "ACGT":
+            logo.loc[j, ref] = imp
+    logomaker.Logo(logo, ax=ax_logo, color_scheme="classic")
+    ax_logo.set_ylabel("importance\n(-mean LLR)")
+    lim = float(np.nanmax(np.abs(mat))) or 1e-9
+    im = ax_map.imshow(
+        mat,
+        aspect="auto",
+        cmap="RdBu_r",
+        vmin=-lim,
+        vmax=lim,
+        interpolation="nearest",
+        extent=(-0.5, L - 0.5, 3.5, -0.5),
+    )
+    ax_map.set_yticks(range(4), list("ACGT"))
+    ax_map.set_xlabel(f"position (from {table['position'].iloc[0]})")
+    fig.colorbar(im, ax=[ax_logo, ax_map], shrink=0.6, label="LLR (mutant - reference)")
+    if title:
+        ax_logo.set_title(title)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return path
