@@ -193,7 +193,7 @@ def test_cached_steps_reproduce_full_forward(order, chunks):
         for T in chunks:
             outs.append(op(x[:, i:i + T], state))
             i += T
-    assert state["pos"] == sum(chunks)
+    assert state.pos == sum(chunks)
     torch.testing.assert_close(torch.cat(outs, 1), full, rtol=0, atol=1e-10)
 
 
@@ -214,20 +214,20 @@ def test_cache_state_is_batch_first_and_survives_cache_operations():
     with torch.no_grad():
         full = op(x)
         state = op.allocate_state(2, 32, dtype=torch.float64)
-        for v in state.values():
-            if torch.is_tensor(v):
-                assert v.shape[0] == 2
+        for v in state.row_tensors().values():
+            assert v.shape[0] == 2
         op(x[:, :12], state)
-        cache = InferenceCache([state], seqlen_offset=12, max_length=32)
+        cache = InferenceCache([state], max_length=32)
+        assert cache.seqlen_offset == 12  # read from the state's one position counter
         # row 1, twice; then continue both copies with row 1's tokens
         rep = cache.index_select(torch.tensor([1])).repeat_interleave(2)
         clone = cache.clone()
         cont = op(x[[1, 1], 12:], rep.states[0])
         torch.testing.assert_close(cont, full[[1, 1], 12:], rtol=0, atol=1e-10)
         # the clone is independent of the original: continuing it leaves `state` untouched
-        before = state["hist"].clone()
+        before = state.hist.clone()
         op(x[:, 12:], clone.states[0])
-        assert torch.equal(state["hist"], before) and state["pos"] == 12
+        assert torch.equal(state.hist, before) and state.pos == 12
 
 
 def test_cached_filter_follows_weight_updates():

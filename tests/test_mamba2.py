@@ -232,7 +232,7 @@ def test_state_works_with_inference_cache_rows():
     x = _input(length=12)
     with torch.no_grad():
         full = layer(x)
-        cache = InferenceCache([layer.allocate_state(2, 12, x.device, x.dtype)], 0, 12)
+        cache = InferenceCache([layer.allocate_state(2, 12, x.device, x.dtype)], 12)
         layer(x[:, :9], cache.states[0])
         row1 = cache.index_select(torch.tensor([1]))
         snapshot = cache.clone()
@@ -245,10 +245,10 @@ def test_state_works_with_inference_cache_rows():
 def test_state_shapes_and_batch_check():
     layer = _tiny(dtype=torch.float32)
     state = layer.allocate_state(3, 100)
-    assert state["conv_state"].shape == (3, layer.conv_dim, layer.d_conv)
-    assert state["ssm_state"].shape == (3, layer.nheads, layer.headdim, layer.d_state)
-    assert state["ssm_state"].dtype == torch.float32
-    assert layer.allocate_state(1, 10, dtype=torch.bfloat16)["ssm_state"].dtype == torch.float32
+    assert state.conv_state.shape == (3, layer.conv_dim, layer.d_conv)
+    assert state.ssm_state.shape == (3, layer.nheads, layer.headdim, layer.d_state)
+    assert state.ssm_state.dtype == torch.float32
+    assert layer.allocate_state(1, 10, dtype=torch.bfloat16).ssm_state.dtype == torch.float32
     with pytest.raises(ValueError, match="batch"):
         layer(torch.randn(2, 1, 16), state)
 
@@ -465,8 +465,8 @@ def test_fast_path_plumbing_with_stand_in_kernels(monkeypatch, ngroups, rmsnorm)
     torch.testing.assert_close(full, ref_full, rtol=1e-10, atol=1e-10)
     # the fast path hands the kernels a float32 SSM state, so what flows through the state is float32-exact
     torch.testing.assert_close(cached, ref_cached, rtol=1e-6, atol=1e-8)
-    torch.testing.assert_close(state["ssm_state"], ref_state["ssm_state"], rtol=1e-5, atol=1e-8)
-    torch.testing.assert_close(state["conv_state"], ref_state["conv_state"], rtol=0, atol=0)
+    torch.testing.assert_close(state.ssm_state, ref_state.ssm_state, rtol=1e-5, atol=1e-8)
+    torch.testing.assert_close(state.conv_state, ref_state.conv_state, rtol=0, atol=0)
 
 
 # ---------------------------------------------------------------------------------------------------------------

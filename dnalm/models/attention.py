@@ -13,6 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dnalm.errors import ConfigError
+from dnalm.models.cache import MixerState
+
 try:  # optional CUDA kernel
     from flash_attn import flash_attn_func  # type: ignore
 except Exception:  # pragma: no cover - not installable without CUDA
@@ -30,6 +33,14 @@ class AttentionConfig:
     bias: bool = False  # bias in the projections
     query_block: int = 1024  # queries per block when attending from a cache with an explicit mask
     use_flash_attn: bool = True  # use flash-attn on CUDA when installed
+
+
+@dataclass(kw_only=True)
+class AttentionState(MixerState):
+    """KV cache of one attention layer."""
+
+    k: torch.Tensor  # (B, n_kv_heads, max_length, head_dim) keys of positions 0..pos-1
+    v: torch.Tensor  # (B, n_kv_heads, max_length, head_dim) values
 
 
 def _rotary(x: torch.Tensor, pos0: int, theta: float) -> torch.Tensor:
@@ -55,24 +66,23 @@ class Attention(nn.Module):
         self.n_heads = cfg.n_heads
         self.n_kv = cfg.n_kv_heads or cfg.n_heads
         if d_model % self.n_heads:
-            raise ValueError(f"d_model={d_model} is not divisible by n_heads={self.n_heads}")
+            raise ConfigError(f"attention: d_model={d_model} is not divisible by n_heads={self.n_heads}")
         if self.n_heads % self.n_kv:
-            raise ValueError(f"n_heads={self.n_heads} is not divisible by n_kv_heads={self.n_kv}")
+            raise ConfigError(f"attention: n_heads={self.n_heads} is not divisible by n_kv_heads={self.n_kv}")
         self.head_dim = d_model // self.n_heads
         self.in_proj = nn.Linear(d_model, (self.n_heads + 2 * self.n_kv) * self.head_dim, bias=cfg.bias)
         self.out_proj = nn.Linear(d_model, d_model, bias=cfg.bias)
 
-    def allocate_state(self, batch_size: int, max_length: int, device=None, dtype=None) -> dict:
-        """Empty KV cache for ``max_length`` positions."""
-        dtype = dtype or self.in_proj.weight.dtype
+    def allocate_state(self, batch_size: int, max_length: int, device=None, dtype=None) -> AttentionState:
+        """Empty KV cache for ``max_length`` positions (device and dtype default to the parameters')."""
+        dtype = self.in_proj.weight.dtype if dtype is None else dtype
+        device = self.in_proj.weight.device if device is None else device
         shape = (batch_size, self.n_kv, max_length, self.head_dim)
-        return {
-            "k": torch.zeros(shape, device=device, dtype=dtype),
-            "v": torch.zeros(shape, device=device, dtype=dtype),
-            "pos": 0,
-        }
+        return AttentionState(
+            k=torch.zeros(shape, device=device, dtype=dtype), v=torch.zeros(shape, device=device, dtype=dtype)
+        )
 
-    def forward(self, x: torch.Tensor, state: dict | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, state: AttentionState | None = None) -> torch.Tensor:
         """x: (B, T, d_model) -> (B, T, d_model); with ``state`` x continues the cached sequence."""
         B, T, _ = x.shape
         qkv = self.in_proj(x)
@@ -80,7 +90,7 @@ class Attention(nn.Module):
         q = q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
         k = k.view(B, T, self.n_kv, self.head_dim).transpose(1, 2)  # (B, Hkv, T, hd)
         v = v.view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
-        pos0 = 0 if state is None else state["pos"]
+        pos0 = 0 if state is None else state.pos
         if self.config.rotary:
             q = _rotary(q, pos0, self.config.rope_theta)
             k = _rotary(k, pos0, self.config.rope_theta)
@@ -89,13 +99,13 @@ class Attention(nn.Module):
             y = self._full(q, k, v, gqa)
         else:
             end = pos0 + T
-            if end > state["k"].shape[2]:
-                raise ValueError(f"KV cache holds {state['k'].shape[2]} positions; asked for {end}")
-            state["k"][:, :, pos0:end] = k.to(state["k"].dtype)
-            state["v"][:, :, pos0:end] = v.to(state["v"].dtype)
-            state["pos"] = end
-            keys = state["k"][:, :, :end].to(q.dtype)
-            vals = state["v"][:, :, :end].to(q.dtype)
+            if end > state.k.shape[2]:
+                raise ValueError(f"KV cache holds {state.k.shape[2]} positions; asked for {end}")
+            state.k[:, :, pos0:end] = k.to(state.k.dtype)
+            state.v[:, :, pos0:end] = v.to(state.v.dtype)
+            state.pos = end
+            keys = state.k[:, :, :end].to(q.dtype)
+            vals = state.v[:, :, :end].to(q.dtype)
             if T == 1:
                 y = F.scaled_dot_product_attention(q, keys, vals, enable_gqa=gqa)
             else:

@@ -1,44 +1,88 @@
-"""Inference cache shared by every mixer: one mutable state dict per layer.
+"""The mixer state protocol: one typed inference state per mixer, and the cache that holds one per layer.
 
-A mixer's ``forward(x, state=None)`` runs the whole sequence when ``state`` is None. When a state dict is
-given, ``x`` (any length T >= 1) *continues* the sequence the state has seen so far, and the mixer updates the
-state in place (assigning new tensors to its keys is fine). A mixer creates its empty state with
-``allocate_state(batch_size, max_length, device, dtype)``.
+Every token mixer (Mamba2, Hyena, attention, and any new one) follows the same protocol:
 
-Conventions inside a state dict: every tensor value has the batch as its first dimension (so that
-:class:`InferenceCache` can select, repeat or clone rows generically); non-tensor values (ints such as the
-number of tokens seen) are shared by the whole batch and copied as they are.
+- ``allocate_state(batch_size, max_length, device=None, dtype=None) -> <Mixer>State``: an empty state for
+  ``batch_size`` rows and up to ``max_length`` tokens; ``device`` defaults to the parameters' device and ``dtype``
+  to the parameters' dtype (a mixer may keep an accumulator in float32 at least; its docstring says so).
+- ``forward(x, state=None)``: with ``state=None`` the whole sequence ``x`` (B, T, d) is mixed; with a state, ``x``
+  (any T >= 1) *continues* the sequence the state has seen, and the mixer updates the state in place (assigning new
+  tensors to its fields is fine) and advances ``state.pos`` by T.
+- Configuration problems raise :class:`dnalm.errors.ConfigError`; misuse at run time (too long, wrong batch)
+  raises ``ValueError``.
+
+A state is a dataclass deriving from :class:`MixerState`. Its tensor fields have the batch as their first
+dimension, so :class:`InferenceCache` can select, repeat, clone or concatenate rows of any mixer's state without
+knowing its type; a field that is shared by the whole batch (e.g. Hyena's memo of its generated filter) is declared
+with ``field(metadata={"shared": True})`` and is carried by reference. ``pos`` (tokens consumed) is the one
+position counter: :attr:`InferenceCache.seqlen_offset` reads it from the states instead of keeping a second count.
 """
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import torch
 
 
+def shared(default=None):
+    """A state field shared by every row of the batch (carried by reference, never indexed by row)."""
+    return field(default=default, metadata={"shared": True})
+
+
+@dataclass(kw_only=True)
+class MixerState:
+    """Base of every mixer's inference state: batch-first tensor fields plus the position counter."""
+
+    pos: int = 0  # tokens this state has consumed
+
+    def map_rows(self, fn) -> "MixerState":
+        """A new state of the same type with ``fn`` applied to every batch-first tensor field."""
+        values = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            values[f.name] = fn(v) if torch.is_tensor(v) and not f.metadata.get("shared") else v
+        return type(self)(**values)
+
+    def row_tensors(self) -> dict[str, torch.Tensor]:
+        """The batch-first tensor fields by name."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if torch.is_tensor(getattr(self, f.name)) and not f.metadata.get("shared")
+        }
+
+    @property
+    def batch_size(self) -> int:
+        for v in self.row_tensors().values():
+            return v.shape[0]
+        return 0
+
+
 @dataclass
 class InferenceCache:
-    """Per-layer states plus the number of tokens already consumed."""
+    """Per-layer mixer states; the number of tokens consumed is read from them."""
 
-    states: list[dict] = field(default_factory=list)
-    seqlen_offset: int = 0
+    states: list[MixerState] = field(default_factory=list)
     max_length: int = 0
+
+    @property
+    def seqlen_offset(self) -> int:
+        """Tokens consumed so far (every layer's ``pos``; they move together)."""
+        positions = {st.pos for st in self.states}
+        if len(positions) > 1:
+            raise RuntimeError(f"inference cache layers disagree on the position: {sorted(positions)}")
+        return positions.pop() if positions else 0
 
     @property
     def batch_size(self) -> int:
         for st in self.states:
-            for v in st.values():
-                if torch.is_tensor(v):
-                    return v.shape[0]
+            if st.row_tensors():
+                return st.batch_size
         return 0
 
     def _map(self, fn) -> "InferenceCache":
-        new_states = []
-        for st in self.states:
-            new_states.append({k: (fn(v) if torch.is_tensor(v) else copy.deepcopy(v)) for k, v in st.items()})
-        return InferenceCache(new_states, self.seqlen_offset, self.max_length)
+        return InferenceCache([st.map_rows(fn) for st in self.states], self.max_length)
 
     def clone(self) -> "InferenceCache":
         """A deep copy (independent tensors)."""
@@ -58,12 +102,8 @@ class InferenceCache:
         first = caches[0]
         if any(c.seqlen_offset != first.seqlen_offset for c in caches):
             raise ValueError("can only concatenate caches at the same sequence offset")
-        states = []
-        for i, st in enumerate(first.states):
-            states.append(
-                {
-                    k: (torch.cat([c.states[i][k] for c in caches], 0) if torch.is_tensor(v) else copy.deepcopy(v))
-                    for k, v in st.items()
-                }
-            )
-        return InferenceCache(states, first.seqlen_offset, first.max_length)
+        states = [
+            replace(st, **{name: torch.cat([getattr(c.states[i], name) for c in caches], 0) for name in st.row_tensors()})
+            for i, st in enumerate(first.states)
+        ]
+        return InferenceCache(states, first.max_length)

@@ -31,6 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dnalm.errors import ConfigError
+from dnalm.models.cache import MixerState, shared
+
 
 @dataclass
 class HyenaConfig:
@@ -59,8 +62,6 @@ class HyenaConfig:
     filter_dropout: float = 0.0  # dropout on the generated long filter (training only)
 
     def __post_init__(self):
-        from dnalm.errors import ConfigError
-
         if self.order < 2:
             raise ConfigError(f"hyena.order must be >= 2, got {self.order}")
         if self.emb_dim < 3 or self.emb_dim % 2 == 0:
@@ -246,6 +247,15 @@ class HyenaFilter(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------------- operator
+@dataclass(kw_only=True)
+class HyenaState(MixerState):
+    """Inference state of one Hyena operator: the recent projected inputs and the long-convolution history."""
+
+    conv: torch.Tensor  # (B, short_filter_order-1, (order+1) d_model) last projected inputs
+    hist: torch.Tensor  # (B, max_length, (order-1) d_model) every long-convolution input so far
+    filters: tuple | None = shared()  # (weights key, (n, channels) taps): the generated filter, reused per step
+
+
 class HyenaOperator(nn.Module):
     """HyenaDNA's Hyena operator (token mixer) with a cached-history step mode."""
 
@@ -267,7 +277,6 @@ class HyenaOperator(nn.Module):
         )
         self.filter_fn = HyenaFilter(d_model * (cfg.order - 1), cfg, max_length)
         self.dropout = nn.Dropout(cfg.dropout)
-        self._k_cache: tuple | None = None  # (key, (channels, n) filter) for cached decoding
         self._reset_parameters()
 
     def _reset_parameters(self) -> None:
@@ -295,28 +304,34 @@ class HyenaOperator(nn.Module):
         k = self.filter_fn.dropout(self.filter_fn.filter(L))
         return self._split_filters(k)
 
-    def _cached_filters(self, L: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Filters for decoding: generated once (for a growing prefix) and reused while the weights are unchanged.
+    def _weights_key(self) -> tuple:
+        """Identifies the filter's weights: changes when any of them is replaced or updated in place."""
+        params = list(self.filter_fn.parameters()) + list(self.filter_fn.buffers())
+        return tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+
+    def _cached_filters(self, L: int, state: HyenaState) -> tuple[torch.Tensor, torch.Tensor]:
+        """Filters for decoding: generated once (for a growing prefix), kept in ``state.filters`` and reused while
+        the weights are unchanged.
 
         With autograd on (or in training mode) the filter is regenerated so gradients and dropout behave as in
         the full forward pass.
         """
         if torch.is_grad_enabled() or self.training:
             return self._filters(L)
-        params = list(self.filter_fn.parameters()) + list(self.filter_fn.buffers())
-        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
-        if self._k_cache is None or self._k_cache[0] != key or self._k_cache[1].shape[0] < L:
-            have = 0 if self._k_cache is None or self._k_cache[0] != key else self._k_cache[1].shape[0]
+        key = self._weights_key()
+        memo = state.filters
+        if memo is None or memo[0] != key or memo[1].shape[0] < L:
+            have = 0 if memo is None or memo[0] != key else memo[1].shape[0]
             n = min(self.max_length, max(L, 2 * have, 1024))
-            self._k_cache = (key, self.filter_fn.filter(n))
-        return self._split_filters(self._k_cache[1][:L])
+            memo = state.filters = (key, self.filter_fn.filter(n))
+        return self._split_filters(memo[1][:L])
 
     # ------------------------------------------------------------------ forward
-    def forward(self, x: torch.Tensor, state: dict | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, state: HyenaState | None = None) -> torch.Tensor:
         """x: (B, L, d_model) -> (B, L, d_model).
 
         With ``state`` (from :meth:`allocate_state`), ``x`` continues the sequence seen so far and the state is
-        updated in place.
+        updated in place (``pos`` advanced by L).
         """
         if state is not None:
             return self._forward_cached(x, state)
@@ -333,41 +348,35 @@ class HyenaOperator(nn.Module):
         y = (v * xs[0]).transpose(1, 2)  # (B, L, d)
         return self.out_proj(y)
 
-    def allocate_state(self, batch_size: int, max_length: int, device=None, dtype=None) -> dict:
-        """Empty cached history for ``batch_size`` rows and up to ``max_length`` tokens.
-
-        Returns:
-            ``{"conv": (B, short_filter_order-1, (order+1) d_model)`` last projected inputs,
-            ``"hist": (B, max_length, (order-1) d_model)`` every long-convolution input so far,
-            ``"pos": 0}``.
-        """
-        dtype = dtype or self.in_proj.weight.dtype
-        device = device if device is not None else self.in_proj.weight.device
+    def allocate_state(self, batch_size: int, max_length: int, device=None, dtype=None) -> HyenaState:
+        """Empty cached history for ``batch_size`` rows and up to ``max_length`` tokens (device and dtype default
+        to the parameters')."""
+        dtype = self.in_proj.weight.dtype if dtype is None else dtype
+        device = self.in_proj.weight.device if device is None else device
         width = self.d_model * (self.order + 1)
         n = min(max_length, self.max_length)
-        return {
-            "conv": torch.zeros(batch_size, self.config.short_filter_order - 1, width, device=device, dtype=dtype),
-            "hist": torch.zeros(batch_size, n, (self.order - 1) * self.d_model, device=device, dtype=dtype),
-            "pos": 0,
-        }
+        return HyenaState(
+            conv=torch.zeros(batch_size, self.config.short_filter_order - 1, width, device=device, dtype=dtype),
+            hist=torch.zeros(batch_size, n, (self.order - 1) * self.d_model, device=device, dtype=dtype),
+        )
 
-    def _forward_cached(self, x: torch.Tensor, state: dict) -> torch.Tensor:
+    def _forward_cached(self, x: torch.Tensor, state: HyenaState) -> torch.Tensor:
         T = x.shape[1]
-        p = int(state["pos"])
-        hist = state["hist"]
+        p = state.pos
+        hist = state.hist
         end = p + T
         if end > hist.shape[1]:
             raise ValueError(f"Hyena cache holds {hist.shape[1]} positions; asked for {end}")
         K = self.config.short_filter_order
         u = self.in_proj(x)  # (B, T, W)
-        conv_in = torch.cat([state["conv"].to(u.dtype), u], dim=1)  # (B, K-1+T, W)
+        conv_in = torch.cat([state.conv.to(u.dtype), u], dim=1)  # (B, K-1+T, W)
         if K > 1:
-            state["conv"] = conv_in[:, -(K - 1):].detach().to(state["conv"].dtype)
+            state.conv = conv_in[:, -(K - 1):].detach().to(state.conv.dtype)
         uc = F.conv1d(
             conv_in.transpose(1, 2), self.short_filter.weight, self.short_filter.bias, groups=conv_in.shape[-1]
         )  # (B, W, T)
         *xs, v = uc.split(self.d_model, dim=1)
-        k, D = self._cached_filters(end)  # (o, d, end), (o, d)
+        k, D = self._cached_filters(end, state)  # (o, d, end), (o, d)
         d = self.d_model
         for o, x_i in enumerate(reversed(xs[1:])):
             v = self.dropout(v * x_i)  # (B, d, T)
@@ -386,6 +395,6 @@ class HyenaOperator(nn.Module):
                 past = hist[:, :end, o * d:(o + 1) * d].transpose(1, 2).to(v.dtype)  # (B, d, end)
                 past = torch.cat([past[..., :p], v], dim=-1)  # the new positions keep their autograd graph
                 v = fftconv(past, k[o], D[o])[..., p:]
-        state["pos"] = end
+        state.pos = end
         y = (v * xs[0]).transpose(1, 2)  # (B, T, d)
         return self.out_proj(y)

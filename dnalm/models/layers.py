@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dnalm.errors import ConfigError
+
 
 class RMSNorm(nn.Module):
     """Root-mean-square norm with a learned scale (computed in float32)."""
@@ -28,7 +30,7 @@ def make_norm(kind: str, dim: int, eps: float) -> nn.Module:
         return RMSNorm(dim, eps)
     if kind == "layernorm":
         return nn.LayerNorm(dim, eps=eps)
-    raise ValueError(f"unknown norm {kind!r} (expected 'rmsnorm' or 'layernorm')")
+    raise ConfigError(f"unknown norm {kind!r} (expected 'rmsnorm' or 'layernorm')")
 
 
 class Mlp(nn.Module):

@@ -311,9 +311,7 @@ class DNALM(nn.Module):
             if self.config.gradient_checkpointing and self.training and state is None:
                 h = checkpoint(layer, h, use_reentrant=False)
             else:
-                h = layer(h, state)
-        if cache is not None:
-            cache.seqlen_offset += T
+                h = layer(h, state)  # a mixer with a state advances its ``pos`` (the cache's offset)
         return self.backbone.ln_f(h)
 
     def forward(
@@ -361,7 +359,7 @@ class DNALM(nn.Module):
         device = device or self.device
         dtype = dtype or self.dtype
         states = [layer.mixer.allocate_state(batch_size, max_length, device=device, dtype=dtype) for layer in self.backbone.layers]
-        return InferenceCache(states=states, seqlen_offset=0, max_length=max_length)
+        return InferenceCache(states=states, max_length=max_length)
 
     @torch.no_grad()
     def generate(

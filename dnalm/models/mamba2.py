@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dnalm.errors import ConfigError
+from dnalm.models.cache import MixerState
 
 # Optional fused kernels; the pure-PyTorch path below is used whenever one is missing.
 try:  # pragma: no cover - needs the `cuda` extra
@@ -301,7 +302,7 @@ class RMSNormGated(nn.Module):
         self.eps = eps
         self.group_size = hidden_size if group_size is None else group_size
         if hidden_size % self.group_size:
-            raise ValueError(
+            raise ConfigError(
                 f"RMSNormGated: hidden size {hidden_size} is not a multiple of {self.group_size}"
             )
         self.norm_before_gate = norm_before_gate
@@ -325,6 +326,14 @@ class RMSNormGated(nn.Module):
 # ---------------------------------------------------------------------------------------------------------------
 # The mixer
 # ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class Mamba2State(MixerState):
+    """Inference state of one Mamba2 mixer (constant size)."""
+
+    conv_state: torch.Tensor  # (B, conv_dim, d_conv) last d_conv inputs of the conv, newest last
+    ssm_state: torch.Tensor  # (B, nheads, headdim, d_state) SSM state, float32 at least
 
 
 class Mamba2(nn.Module):
@@ -384,7 +393,7 @@ class Mamba2(nn.Module):
 
     # -- inference state ------------------------------------------------------------------------------------
 
-    def allocate_state(self, batch_size: int, max_length: int = 0, device=None, dtype=None) -> dict:
+    def allocate_state(self, batch_size: int, max_length: int, device=None, dtype=None) -> Mamba2State:
         """Empty inference state (its size does not depend on ``max_length``).
 
         Args:
@@ -395,46 +404,41 @@ class Mamba2(nn.Module):
                 at least because it accumulates over the whole context.
 
         Returns:
-            ``{"conv_state": (B, conv_dim, d_conv) last d_conv inputs of the conv, newest last,
-            "ssm_state": (B, nheads, headdim, d_state)}``, zeros.
+            A :class:`Mamba2State` of zeros.
         """
         device = self.in_proj.weight.device if device is None else device
         dtype = self.in_proj.weight.dtype if dtype is None else dtype
-        return {
-            "conv_state": torch.zeros(batch_size, self.conv_dim, self.d_conv, device=device, dtype=dtype),
-            "ssm_state": torch.zeros(
-                batch_size,
-                self.nheads,
-                self.headdim,
-                self.d_state,
-                device=device,
-                dtype=_compute_dtype(dtype),
+        return Mamba2State(
+            conv_state=torch.zeros(batch_size, self.conv_dim, self.d_conv, device=device, dtype=dtype),
+            ssm_state=torch.zeros(
+                batch_size, self.nheads, self.headdim, self.d_state, device=device, dtype=_compute_dtype(dtype)
             ),
-        }
+        )
 
     # -- forward ----------------------------------------------------------------------------------------------
 
     def _use_kernels(self, x: torch.Tensor) -> bool:
         return self.config.use_kernels and x.is_cuda and x.dtype != torch.float64 and kernels_available()
 
-    def forward(self, x: torch.Tensor, state: dict | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, state: Mamba2State | None = None) -> torch.Tensor:
         """Mix a sequence, or continue one from an inference state.
 
         Args:
             x: (B, T, d_model).
-            state: None for a whole sequence; else a dict from :meth:`allocate_state` that has seen the tokens
-                before ``x``; it is updated in place (new tensors under its keys). T = 1 is a single O(1)
+            state: None for a whole sequence; else a :class:`Mamba2State` that has seen the tokens before
+                ``x``; it is updated in place (new tensors in its fields, ``pos`` advanced by T). T = 1 is a single O(1)
                 recurrent step; T > 1 a chunked scan starting from the state.
 
         Returns:
             (B, T, d_model).
         """
         if state is not None:
-            if state["ssm_state"].shape[0] != x.shape[0]:
+            if state.ssm_state.shape[0] != x.shape[0]:
                 raise ValueError(
-                    f"Mamba2 layer {self.layer_idx}: state has batch {state['ssm_state'].shape[0]}, "
+                    f"Mamba2 layer {self.layer_idx}: state has batch {state.ssm_state.shape[0]}, "
                     f"input has batch {x.shape[0]}"
                 )
+            state.pos += x.shape[1]
             if x.shape[1] == 1:
                 return self._step(x, state)
         fast = self._use_kernels(x)
@@ -451,7 +455,7 @@ class Mamba2(nn.Module):
         C = C.unflatten(-1, (self.ngroups, self.d_state))  # (B, T, G, N)
         zh = None if self.config.rmsnorm else z.unflatten(-1, (self.nheads, self.headdim))  # (B, T, H, P)
         A = -torch.exp(self.A_log.float())  # (H,)
-        init = state["ssm_state"] if state is not None else None
+        init = state.ssm_state if state is not None else None
         if fast:  # pragma: no cover - needs CUDA and mamba_ssm
             out = mamba_chunk_scan_combined(
                 xs,
@@ -484,7 +488,7 @@ class Mamba2(nn.Module):
         del xBC, xs, B, C  # free the conv output before the norm's temporaries
         if state is not None:
             y, final = out
-            state["ssm_state"] = final.to(state["ssm_state"].dtype)
+            state.ssm_state = final.to(state.ssm_state.dtype)
         else:
             y = out
         del out
@@ -493,16 +497,16 @@ class Mamba2(nn.Module):
             y = self.norm(y, z)
         return self.out_proj(y)
 
-    def _conv(self, xBC: torch.Tensor, state: dict | None, fast: bool) -> torch.Tensor:
-        """Depthwise causal conv + SiLU over (B, T, conv_dim), continuing from ``state['conv_state']`` if given."""
+    def _conv(self, xBC: torch.Tensor, state: Mamba2State | None, fast: bool) -> torch.Tensor:
+        """Depthwise causal conv + SiLU over (B, T, conv_dim), continuing from ``state.conv_state`` if given."""
         length, k = xBC.shape[1], self.d_conv
         weight = self.conv1d.weight.squeeze(1)  # (conv_dim, d_conv)
         prefix = None  # (B, d_conv - 1, conv_dim): the inputs before x, oldest first; None means zeros
         if state is not None:
-            prev = state["conv_state"].transpose(1, 2).to(xBC.dtype)  # (B, d_conv, conv_dim)
+            prev = state.conv_state.transpose(1, 2).to(xBC.dtype)  # (B, d_conv, conv_dim)
             prefix = prev[:, 1:]
             tail = torch.cat([prev, xBC[:, -k:]], dim=1)[:, -k:]  # (B, d_conv, conv_dim): the newest inputs
-            state["conv_state"] = tail.transpose(1, 2).to(state["conv_state"].dtype).contiguous()
+            state.conv_state = tail.transpose(1, 2).to(state.conv_state.dtype).contiguous()
         if fast:  # pragma: no cover - needs CUDA and causal_conv1d
             xpad = (
                 xBC if prefix is None else torch.cat([prefix, xBC], dim=1)
@@ -528,23 +532,23 @@ class Mamba2(nn.Module):
             out.add_(self.conv1d.bias.to(cdt))
         return F.silu(out, inplace=not out.requires_grad).to(xBC.dtype)  # (B, T, conv_dim)
 
-    def _step(self, x: torch.Tensor, state: dict) -> torch.Tensor:
+    def _step(self, x: torch.Tensor, state: Mamba2State) -> torch.Tensor:
         """One token (B, 1, d_model) -> (B, 1, d_model); O(1) in the context length."""
         fast = self._use_kernels(x)
         zxbcdt = self.in_proj(x[:, 0])  # (B, d_in_proj)
         z, xBC, dt = torch.split(zxbcdt, [self.d_inner, self.conv_dim, self.nheads], dim=-1)
-        prev = state["conv_state"]  # (B, conv_dim, d_conv)
+        prev = state.conv_state  # (B, conv_dim, d_conv)
         if fast:  # pragma: no cover - needs CUDA and causal_conv1d
             conv_state = prev.to(xBC.dtype, copy=True)  # the kernel updates it in place
             xBC = causal_conv1d_update(
                 xBC, conv_state, self.conv1d.weight.squeeze(1), self.conv1d.bias, activation="silu"
             )
-            state["conv_state"] = conv_state.to(prev.dtype)
+            state.conv_state = conv_state.to(prev.dtype)
         else:
             conv_state = torch.cat(
                 [prev[..., 1:], xBC[..., None].to(prev.dtype)], dim=-1
             )  # (B, conv_dim, d_conv)
-            state["conv_state"] = conv_state
+            state.conv_state = conv_state
             xBC = (conv_state * self.conv1d.weight.squeeze(1)).sum(-1)  # (B, conv_dim)
             if self.conv1d.bias is not None:
                 xBC = xBC + self.conv1d.bias
@@ -558,7 +562,7 @@ class Mamba2(nn.Module):
         zh = None if self.config.rmsnorm else z.unflatten(-1, (self.nheads, self.headdim))  # (B, H, P)
         A = -torch.exp(self.A_log.float())  # (H,)
         if fast:  # pragma: no cover - needs CUDA and mamba_ssm
-            ssm_state = state["ssm_state"].float().clone()  # updated in place by the kernel
+            ssm_state = state.ssm_state.float().clone()  # updated in place by the kernel
             P, N = self.headdim, self.d_state
             y = selective_state_update(
                 ssm_state,
@@ -572,7 +576,7 @@ class Mamba2(nn.Module):
                 dt_bias=self.dt_bias[:, None].expand(-1, P),
                 dt_softplus=True,
             )  # (B, H, P)
-            state["ssm_state"] = ssm_state.to(state["ssm_state"].dtype)
+            state.ssm_state = ssm_state.to(state.ssm_state.dtype)
         else:
             dt = F.softplus(dt + self.dt_bias.to(dt.dtype))  # (B, H)
             y, final = ssd_recurrent(
@@ -583,11 +587,11 @@ class Mamba2(nn.Module):
                 C[:, None],
                 D=self.D,
                 z=None if zh is None else zh[:, None],
-                initial_states=state["ssm_state"],
+                initial_states=state.ssm_state,
                 return_final_states=True,
             )
             y = y[:, 0]  # (B, H, P)
-            state["ssm_state"] = final.to(state["ssm_state"].dtype)
+            state.ssm_state = final.to(state.ssm_state.dtype)
         y = y.flatten(-2)  # (B, d_inner)
         if self.config.rmsnorm:
             y = self.norm(y, z)
