@@ -53,7 +53,7 @@ def test_every_mixer_advances_its_one_position_counter_and_the_cache_reads_it():
     assert all(type(a) is type(b) for a, b in zip(both.states, cache.states))
     cache.states[0].pos += 1  # layers that disagree are a bug, reported rather than hidden
     with pytest.raises(RuntimeError, match="disagree"):
-        cache.seqlen_offset
+        _ = cache.seqlen_offset
 
 
 def test_hyena_filter_memo_lives_in_the_state_and_is_shared_by_rows():

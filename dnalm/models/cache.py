@@ -36,7 +36,7 @@ class MixerState:
 
     pos: int = 0  # tokens this state has consumed
 
-    def map_rows(self, fn) -> "MixerState":
+    def map_rows(self, fn) -> MixerState:
         """A new state of the same type with ``fn`` applied to every batch-first tensor field."""
         values = {}
         for f in fields(self):
@@ -81,23 +81,23 @@ class InferenceCache:
                 return st.batch_size
         return 0
 
-    def _map(self, fn) -> "InferenceCache":
+    def _map(self, fn) -> InferenceCache:
         return InferenceCache([st.map_rows(fn) for st in self.states], self.max_length)
 
-    def clone(self) -> "InferenceCache":
+    def clone(self) -> InferenceCache:
         """A deep copy (independent tensors)."""
         return self._map(lambda t: t.clone())
 
-    def index_select(self, index: torch.Tensor) -> "InferenceCache":
+    def index_select(self, index: torch.Tensor) -> InferenceCache:
         """Rows ``index`` of the batch (beam search, dropping finished rows)."""
         return self._map(lambda t: t.index_select(0, index.to(t.device)))
 
-    def repeat_interleave(self, n: int) -> "InferenceCache":
+    def repeat_interleave(self, n: int) -> InferenceCache:
         """Each row repeated ``n`` times (one prompt -> n samples; one prefix -> ref and alt)."""
         return self._map(lambda t: t.repeat_interleave(n, dim=0))
 
     @staticmethod
-    def cat(caches: list["InferenceCache"]) -> "InferenceCache":
+    def cat(caches: list[InferenceCache]) -> InferenceCache:
         """Concatenate caches of equal offset along the batch."""
         first = caches[0]
         if any(c.seqlen_offset != first.seqlen_offset for c in caches):
