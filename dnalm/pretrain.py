@@ -36,7 +36,6 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from dnalm.data import GenomeWindows
@@ -45,6 +44,15 @@ from dnalm.io.genome import Genome
 from dnalm.models.lm import DNALM, build_model, load_model
 from dnalm.pretrain_config import PretrainConfig
 from dnalm.tokenizer import A_ID, C_ID, G_ID, T_ID, DNATokenizer
+from dnalm.training import (  # noqa: F401 - lr_lambda, TimeBudget: part of this module's API
+    TimeBudget,
+    WarmupCosine,
+    lr_lambda,
+    make_optimizer,
+    make_scheduler,
+    next_token_loss,
+    parameter_groups,
+)
 from dnalm.utils import atomic_path, atomic_write, umask
 
 IGNORE = -100
@@ -268,79 +276,6 @@ class PretrainDataModule(L.LightningDataModule):
 
 
 # ======================================================================================== module
-def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW groups: decay on weight matrices only.
-
-    No decay for norms and biases (1-D), embeddings, the SSM's ``A_log``, ``D`` and ``dt_bias``, Hyena's implicit
-    filter (``filter_fn``, HyenaDNA's default filter weight decay is 0), and any parameter carrying
-    ``_no_weight_decay = True`` (mamba_ssm's convention). Tied weights appear once.
-
-    Returns:
-        ``[{"params": decayed, "weight_decay": weight_decay, "names": [...]}, {"params": rest, "weight_decay":
-        0.0, "names": [...]}]``.
-    """
-    no_decay_leaves = ("A_log", "D", "dt_bias", "bias")
-    decay, rest, decay_names, rest_names = [], [], [], []
-    for name, p in model.named_parameters():  # named_parameters() yields a tied tensor once
-        if not p.requires_grad:
-            continue
-        skip = (
-            p.ndim < 2
-            or name.rsplit(".", 1)[-1] in no_decay_leaves
-            or "embeddings" in name
-            or ".filter_fn." in name
-            or getattr(p, "_no_weight_decay", False)
-        )
-        (rest if skip else decay).append(p)
-        (rest_names if skip else decay_names).append(name)
-    return [
-        {"params": decay, "weight_decay": weight_decay, "names": decay_names},
-        {"params": rest, "weight_decay": 0.0, "names": rest_names},
-    ]
-
-
-def lr_lambda(step: int, warmup_steps: int, total_steps: int, min_lr_ratio: float) -> float:
-    """Learning-rate multiplier at optimizer step ``step`` (0-based): linear warm-up, then cosine to min_lr_ratio."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    span = max(1, total_steps - warmup_steps)
-    progress = min(1.0, (step - warmup_steps) / span)
-    return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-class TimeBudget:
-    """Wall-clock budget of a run (``trainer.max_time_min``): the fraction of it used since training started."""
-
-    def __init__(self, seconds: float):
-        self.seconds = float(seconds)
-        self.t0: float | None = None
-
-    def start(self) -> None:
-        self.t0 = time.perf_counter()
-
-    def fraction(self) -> float:
-        if self.t0 is None or self.seconds <= 0:
-            return 0.0
-        return (time.perf_counter() - self.t0) / self.seconds
-
-
-class _Schedule:
-    """LambdaLR function: warm-up + cosine over steps, or over the time budget when that runs out first.
-
-    With a :class:`TimeBudget` the cosine follows ``max(step, total * time used / budget)``, so a run on a machine
-    slower than planned still anneals to ``min_lr_ratio`` by the time Lightning stops it (``max_time``).
-    """
-
-    def __init__(self, warmup: int, total: int, min_ratio: float, budget: TimeBudget | None = None):
-        self.warmup, self.total, self.min_ratio = warmup, total, min_ratio
-        self.budget = budget
-
-    def __call__(self, step: int) -> float:
-        if self.budget is not None and step >= self.warmup:
-            step = max(step, int(self.total * self.budget.fraction()))
-        return lr_lambda(step, self.warmup, self.total, self.min_ratio)
-
-
 def score_bases(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Bits and correctness of base targets under the model's distribution renormalised over A, C, G, T.
 
@@ -381,8 +316,8 @@ class PretrainModule(L.LightningModule):
 
     @staticmethod
     def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Mean next-token cross-entropy (nats) over scored targets; logits (B, L, V), labels (B, L)."""
-        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE)
+        """Mean next-token cross-entropy (nats) over scored targets; logits (B, L, V), labels (B, L) already shifted."""
+        return next_token_loss(logits, labels, shift=False)
 
     # ---------------------------------------------------------------- training
     def on_train_start(self) -> None:
@@ -390,7 +325,7 @@ class PretrainModule(L.LightningModule):
             self.budget.start()
             for config in self.trainer.lr_scheduler_configs:  # a resumed scheduler holds the old run's budget
                 for fn in getattr(config.scheduler, "lr_lambdas", []):
-                    if isinstance(fn, _Schedule):
+                    if isinstance(fn, WarmupCosine):
                         fn.budget = self.budget
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
@@ -425,9 +360,7 @@ class PretrainModule(L.LightningModule):
         logits = self(batch["input_ids"])
         labels = batch["labels"]
         n = (labels != IGNORE).sum()
-        loss_sum = F.cross_entropy(
-            logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE, reduction="sum"
-        )
+        loss_sum = next_token_loss(logits, labels, shift=False, reduction="sum")
         bits, _, correct = score_bases(logits, labels)
         self._val_sums += torch.stack([loss_sum.double(), n.double(), bits.double(), correct.double()])
 
@@ -449,12 +382,9 @@ class PretrainModule(L.LightningModule):
     # ---------------------------------------------------------------- optimisation
     def configure_optimizers(self):
         o = self.cfg.optim
-        groups = [{k: v for k, v in g.items() if k != "names"} for g in parameter_groups(self.model, o.weight_decay)]
-        opt = torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, _Schedule(o.warmup_steps, self.cfg.total_steps, o.min_lr_ratio, self.budget)
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
+        opt = make_optimizer(parameter_groups(self.model, o.weight_decay), o.lr, betas=tuple(o.betas), eps=o.eps)
+        sched = make_scheduler(opt, o.warmup_steps, self.cfg.total_steps, o.min_lr_ratio, self.budget)
+        return {"optimizer": opt, "lr_scheduler": sched}
 
 
 # ======================================================================================== outputs

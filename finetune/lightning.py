@@ -160,29 +160,14 @@ class FinetuneModule(L.LightningModule):
             self.history.append({"step": int(self.global_step), **{f"dev_{k}": v for k, v in metrics.items()}})
 
     def configure_optimizers(self):
+        from dnalm.training import make_optimizer, make_scheduler, parameter_groups
+
         cfg = self.config
-        groups = []
-        for part, lr in ((self.model.head, cfg.lr_head), (self.model.backbone, cfg.lr_backbone)):
-            decay, no_decay, seen = [], [], set()
-            for name, p in part.named_parameters():
-                if not p.requires_grad or id(p) in seen:
-                    continue
-                seen.add(id(p))
-                (no_decay if p.dim() < 2 or "norm" in name else decay).append(p)
-            if decay:
-                groups.append({"params": decay, "lr": lr, "weight_decay": cfg.weight_decay})
-            if no_decay:
-                groups.append({"params": no_decay, "lr": lr, "weight_decay": 0.0})
-        opt = torch.optim.AdamW(groups, betas=(0.9, 0.98), eps=1e-8)
-        warm, total = max(0, cfg.warmup_steps), cfg.max_steps
-
-        def schedule(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            return max(0.0, (total - step) / max(1, total - warm))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        groups = (parameter_groups(self.model.head, cfg.weight_decay, lr=cfg.lr_head, prefix="head.")
+                  + parameter_groups(self.model.backbone, cfg.weight_decay, lr=cfg.lr_backbone, prefix="backbone."))
+        opt = make_optimizer(groups, lr=cfg.lr_backbone, betas=(0.9, 0.98), eps=1e-8)
+        sched = make_scheduler(opt, cfg.warmup_steps, cfg.max_steps, min_lr_ratio=0.0)
+        return {"optimizer": opt, "lr_scheduler": sched}
 
 
 class SafetensorsCheckpoint(ModelCheckpoint):

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from dnalm.errors import ConfigError, DnalmError
 from generate.conditioning import ConditionSpec, add_condition_tokens, format_condition, save_generator
@@ -75,15 +74,12 @@ def per_sequence_loss(model, input_ids: torch.Tensor, labels: torch.Tensor) -> t
     Returns:
         ``(loss_sum (B,), n_tokens (B,))``.
     """
-    from dnalm.tokenizer import PAD_ID
+    from dnalm.training import IGNORE_INDEX, next_token_loss, next_token_targets
 
-    logits = model(input_ids).logits[:, :-1].float()  # (B, L-1, V)
-    target = labels[:, 1:].clone()
-    target[target == PAD_ID] = -100
-    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100, reduction="none")
-    ce = ce.view(target.shape)  # (B, L-1)
-    valid = target != -100
-    return (ce * valid).sum(1), valid.sum(1)
+    logits = model(input_ids).logits  # (B, L, V)
+    ce = next_token_loss(logits, labels, reduction="none")  # (B, L-1), 0 where not scored
+    valid = next_token_targets(labels) != IGNORE_INDEX
+    return ce.sum(1), valid.sum(1)
 
 
 def _lightning_module():
@@ -137,25 +133,12 @@ def _lightning_module():
                 self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
 
         def configure_optimizers(self):
+            from dnalm.training import make_optimizer, make_scheduler, parameter_groups
+
             cfg = self.cfg
-            decay, no_decay = [], []
-            for name, p in self.model.named_parameters():
-                if not p.requires_grad:
-                    continue
-                (no_decay if p.ndim < 2 or "embeddings" in name else decay).append(p)
-            opt = torch.optim.AdamW(
-                [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                lr=cfg.lr, betas=(0.9, 0.95),
-            )
-
-            def schedule(step):
-                if step < cfg.warmup_steps:
-                    return (step + 1) / max(1, cfg.warmup_steps)
-                t = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
-                return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+            opt = make_optimizer(parameter_groups(self.model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95))
+            sched = make_scheduler(opt, cfg.warmup_steps, cfg.max_steps, min_lr_ratio=0.1)
+            return {"optimizer": opt, "lr_scheduler": sched}
 
     return GeneratorModule
 

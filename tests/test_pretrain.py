@@ -428,7 +428,8 @@ def test_genome_mixture_weights(genome, tmp_path):
 
 
 def test_time_budget_anneals_the_schedule():
-    from dnalm.pretrain import TimeBudget, _Schedule, lr_lambda
+    from dnalm.training import TimeBudget, lr_lambda
+    from dnalm.training import WarmupCosine as _Schedule
 
     budget = TimeBudget(100.0)
     sched = _Schedule(10, 1000, 0.1, budget)

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -337,14 +336,11 @@ class DNALM(nn.Module):
         logits = self.lm_head(hh)[..., : self.config.vocab_size]
         loss = None
         if labels is not None:
-            from dnalm.tokenizer import PAD_ID
+            from dnalm.training import next_token_loss
 
-            target = labels[:, 1:].clone()
-            target[target == PAD_ID] = -100
-            pred = logits[:, :-1] if num_last_tokens == 0 else None
-            if pred is None:
+            if num_last_tokens:
                 raise ValueError("labels need logits for every position (num_last_tokens=0)")
-            loss = F.cross_entropy(pred.float().reshape(-1, pred.shape[-1]), target.reshape(-1), ignore_index=-100)
+            loss = next_token_loss(logits, labels)
         return LMOutput(logits=logits, loss=loss, hidden_states=h if return_hidden else None)
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
