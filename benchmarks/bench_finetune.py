@@ -13,7 +13,7 @@ import time
 import torch
 
 from finetune.heads import HeadConfig, SequenceModel
-from finetune.lightning import _load_backbone
+from finetune.heads import load_backbone
 
 
 def measure(model, pooling: str, length: int, batch: int, eval_batch: int, reps: int) -> tuple[float, float]:
@@ -52,7 +52,7 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     print(f"{'model':<28} {'pooling':<8} {'length':>6} {'s/step (b=' + str(a.batch) + ')':>14} {'s/1k eval':>10}")
     for name in a.model or ["hybridna-tiny"]:
-        model = _load_backbone(name)
+        model = load_backbone(name)
         for length in map(int, a.lengths.split(",")):
             for pooling in a.poolings.split(","):
                 step, ev = measure(model, pooling, length, a.batch, a.eval_batch, a.reps)

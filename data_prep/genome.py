@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import IO
 
 from dnalm.errors import InputError
+from dnalm.io.compression import open_maybe_gzip
 
 LINE_WIDTH = 60
 IUPAC = b"ACGTURYSWKMBDHVNacgturyswkmbdhvn"
@@ -155,9 +156,7 @@ class _Record:
 
 # ---------------------------------------------------------------------------------------------- readers
 def _open_binary(path: Path) -> IO[bytes]:
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+    return open_maybe_gzip(path, "rb")
 
 
 def _check_bases(seq: bytes, where: str, offset: int = 0) -> None:

@@ -218,15 +218,15 @@ def split_regions(regions: list[Region], max_bases: int, block: int) -> list[Reg
 
 def _recorded_splits(extra: dict, fasta: Path) -> dict[str, list[str]] | None:
     """The train/validation/test chromosomes a pretraining run recorded for this FASTA, if it used it."""
-    from dnalm.data.windows import _genome_name
+    from dnalm.data.windows import genome_name
 
     info = (extra or {}).get("pretrain") or {}
     genomes = [Path(p) for p in info.get("genomes", [])]
-    name = _genome_name(fasta)
-    match = [g for g in genomes if g.resolve() == fasta.resolve() or _genome_name(g) == name]
+    name = genome_name(fasta)
+    match = [g for g in genomes if g.resolve() == fasta.resolve() or genome_name(g) == name]
     if not match or not info.get("splits"):
         return None
-    gname = _genome_name(match[0])
+    gname = genome_name(match[0])
     out = {}
     for split, entries in info["splits"].items():
         out[split] = [e.split(":", 1)[1] for e in entries if e.split(":", 1)[0] == gname]

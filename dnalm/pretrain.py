@@ -203,11 +203,11 @@ def weights_of(cfg: PretrainConfig):
 
 def open_genomes(cfg: PretrainConfig) -> dict[str, Genome]:
     """``{name: Genome}`` of the config's genomes (names from the config or the file names)."""
-    from dnalm.data.windows import _genome_name
+    from dnalm.data.windows import genome_name
 
     out: dict[str, Genome] = {}
     for i, g in enumerate(cfg.data.genomes):
-        name = g.name or _genome_name(Path(g.path))
+        name = g.name or genome_name(Path(g.path))
         if name in out:
             raise ConfigError(f"data.genomes[{i}].name: two genomes are called {name!r}; give them distinct names")
         out[name] = Genome(g.path)

@@ -37,8 +37,8 @@ for _ch in IUPAC_AMBIGUOUS:
     _LUT[ord(_ch.lower())] = N_ID
 
 # token id -> complement token id (specials and N map to themselves)
-_COMPLEMENT_IDS = np.arange(NUM_BASE_TOKENS, dtype=np.int64)
-_COMPLEMENT_IDS[[A_ID, C_ID, G_ID, T_ID]] = [T_ID, G_ID, C_ID, A_ID]
+COMPLEMENT_IDS = np.arange(NUM_BASE_TOKENS, dtype=np.int64)
+COMPLEMENT_IDS[[A_ID, C_ID, G_ID, T_ID]] = [T_ID, G_ID, C_ID, A_ID]
 
 _RC_TABLE = str.maketrans("ACGTUNRYSWKMBDHVacgtunryswkmbdhv", "TGCAANYRSWMKVHDBtgcaanyrswmkvhdb")
 
@@ -46,6 +46,38 @@ _RC_TABLE = str.maketrans("ACGTUNRYSWKMBDHVacgtunryswkmbdhv", "TGCAANYRSWMKVHDBt
 def reverse_complement(seq: str) -> str:
     """Reverse complement of a DNA string (case kept, IUPAC codes complemented, N stays N)."""
     return seq.translate(_RC_TABLE)[::-1]
+
+
+def reverse_complement_ids(ids, attention_mask=None):
+    """Reverse complement of token ids along the last axis (a torch tensor or a numpy array, any leading dims).
+
+    Bases are complemented; N, special and condition tokens are kept. With ``attention_mask`` (right padding)
+    only the first ``attention_mask.sum(-1)`` positions of each row are reversed and the padding stays in place.
+
+    Args:
+        ids: (..., L) token ids.
+        attention_mask: optional (..., L), 1 on real tokens.
+
+    Returns:
+        (..., L) ids of the same type as ``ids``.
+    """
+    import torch
+
+    is_tensor = torch.is_tensor(ids)
+    t = ids if is_tensor else torch.as_tensor(np.asarray(ids))
+    size = max(NUM_BASE_TOKENS, int(t.max()) + 1 if t.numel() else 0)
+    lut = torch.arange(size, device=t.device)
+    lut[:NUM_BASE_TOKENS] = torch.as_tensor(COMPLEMENT_IDS, device=t.device)
+    comp = lut[t]
+    if attention_mask is None:
+        out = comp.flip(-1)
+    else:
+        mask = torch.as_tensor(attention_mask, device=t.device)
+        n = mask.sum(-1, keepdim=True)  # (..., 1) real tokens per row
+        ar = torch.arange(t.shape[-1], device=t.device)  # (L,)
+        src = torch.where(ar < n, n - 1 - ar, ar)  # (..., L) read position of each output position
+        out = comp.gather(-1, src)
+    return out if is_tensor else out.numpy()
 
 
 class DNATokenizer:
@@ -231,22 +263,7 @@ class DNATokenizer:
         """
         if isinstance(x, str):
             return reverse_complement(x)
-        import torch
-
-        is_tensor = torch.is_tensor(x)
-        t = x if is_tensor else torch.as_tensor(np.asarray(x))
-        lut = torch.arange(max(self.vocab_size, NUM_BASE_TOKENS), device=t.device)
-        lut[:NUM_BASE_TOKENS] = torch.as_tensor(_COMPLEMENT_IDS, device=t.device)
-        comp = lut[t]
-        if attention_mask is None:
-            out = comp.flip(-1)
-        else:
-            out = comp.clone()
-            lengths = attention_mask.sum(-1)
-            for idx in np.ndindex(*t.shape[:-1]):
-                n = int(lengths[idx])
-                out[idx][:n] = comp[idx][:n].flip(-1)
-        return out if is_tensor else out.numpy()
+        return reverse_complement_ids(x, attention_mask)
 
     # ---------------------------------------------------------------- persistence
     def to_dict(self) -> dict:
@@ -283,11 +300,9 @@ class DNATokenizer:
         path = Path(path)
         if path.is_dir():
             path = path / "tokenizer.json"
-        try:
-            d = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}: not valid JSON ({exc})") from None
-        return cls.from_dict(d)
+        from dnalm.utils import read_model_json
+
+        return cls.from_dict(read_model_json(path))
 
     def __repr__(self) -> str:
         return f"DNATokenizer(vocab_size={self.vocab_size}, condition_tokens={self.condition_tokens})"

@@ -1,12 +1,13 @@
-"""Small shared helpers: atomic output files, data location, seeding."""
+"""Small shared helpers: atomic output files, data location, the JSON files of a model folder."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any, Iterator
 
 
 def umask() -> int:
@@ -61,3 +62,31 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def read_model_json(path: str | os.PathLike, expect: dict[str, Any] | None = None, missing: str | None = None) -> dict:
+    """The JSON object in a model folder's file (``config.json``, ``head.json``, ``oracle.json``, ...).
+
+    Args:
+        path: the JSON file.
+        expect: ``{key: value}`` the file must hold (e.g. ``{"model_type": "dnalm"}``).
+        missing: the error message when the file does not exist (default: ``PATH: no such file``).
+
+    Raises:
+        InputError: the file is missing, not valid JSON, not an object, or lacks an expected value.
+    """
+    from dnalm.errors import InputError
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(missing or f"{path}: no such file")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise InputError(f"{path}: expected a JSON object, found {type(meta).__name__}")
+    for key, value in (expect or {}).items():
+        if meta.get(key) != value:
+            raise InputError(f"{path}: {key} is {meta.get(key)!r}, expected {value!r}")
+    return meta

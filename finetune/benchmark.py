@@ -197,12 +197,12 @@ def _run_job(job: _Job) -> dict:
             r = kmer_baseline(used, list(config.kmer_k), config.kmer_grid or None, config.seed)
             test, dev, extra = r.test_metrics, r.dev_metrics, {"param": r.param}
         elif job.method == "probe":
-            from finetune.lightning import _load_backbone
+            from finetune.heads import load_backbone
             from finetune.probes import run_probe
 
             if config.probe_max_train and len(task.train) > config.probe_max_train:
                 used = task.subsample({"train": config.probe_max_train}, config.seed)
-            r = run_probe(_load_backbone(job.model), used, config.probe_pooling, grid=config.probe_grid or None,
+            r = run_probe(load_backbone(job.model), used, config.probe_pooling, grid=config.probe_grid or None,
                           seed=config.seed, progress=config.progress_bar)
             test, dev, extra = r.test_metrics, r.dev_metrics, {"param": r.param}
         else:

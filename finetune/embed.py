@@ -62,11 +62,11 @@ def load_sequences(
     if label_columns == "auto":
         import pandas as pd
 
-        from dnalm.data.tables import _guess_sep
+        from dnalm.data.tables import guess_sep
 
         if not path.exists():
             raise InputError(f"{path}: no such file")
-        header = pd.read_csv(path, sep=_guess_sep(path), nrows=0).columns
+        header = pd.read_csv(path, sep=guess_sep(path), nrows=0).columns
         label_columns = ["label"] if "label" in header else None
     table = SequenceTable(path, sequence_column=sequence_column, label_columns=label_columns)
     seqs = table.frame[sequence_column].astype(str).str.strip().str.upper().tolist()
@@ -103,7 +103,7 @@ def embed_file(
     Returns:
         A summary dict (rows, shape, file).
     """
-    from finetune.lightning import _load_backbone
+    from finetune.heads import load_backbone
     from finetune.probes import embed_sequences
 
     out = Path(out)
@@ -113,7 +113,7 @@ def embed_file(
     seqs, labels, extra = load_sequences(input, fasta, sequence_column, label_columns, length)
     if not seqs:
         raise InputError(f"{input}: no sequences")
-    m = _load_backbone(model)
+    m = load_backbone(model)
     emb = embed_sequences(m, seqs, pooling, per_token, batch_size, progress)
     arrays: dict[str, np.ndarray] = {}
     if per_token:

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from dnalm.errors import ConfigError, InputError
-from dnalm.tokenizer import _COMPLEMENT_IDS, BOS_ID, NUM_BASE_TOKENS, PAD_ID, SEP_ID
+from dnalm.tokenizer import BOS_ID, PAD_ID, SEP_ID, reverse_complement_ids
+from dnalm.utils import read_model_json
 
 POOLINGS = ("mean", "last", "echo", "rc_echo")
 KINDS = ("binary", "multiclass", "multilabel", "regression", "token_classification")
@@ -76,24 +77,6 @@ class HeadConfig:
 
 
 # --------------------------------------------------------------------------------------------- input building
-def reverse_complement_ids(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Reverse complement each row of base ids within its length (padding stays at the right).
-
-    Args:
-        ids: (B, L) base ids right padded with [PAD].
-        mask: (B, L) 1 on real bases.
-
-    Returns:
-        (B, L) ids of the reverse complements, padded like ``ids``.
-    """
-    lut = torch.arange(max(NUM_BASE_TOKENS, int(ids.max()) + 1 if ids.numel() else NUM_BASE_TOKENS), device=ids.device)
-    lut[:NUM_BASE_TOKENS] = torch.as_tensor(_COMPLEMENT_IDS, device=ids.device)
-    n = mask.sum(1, keepdim=True)  # (B, 1)
-    ar = torch.arange(ids.shape[1], device=ids.device)[None]  # (1, L)
-    src = torch.where(ar < n, n - 1 - ar, ar)  # (B, L) read position of each output position
-    return torch.where(mask.bool(), lut[ids].gather(1, src), torch.full_like(ids, PAD_ID))
-
-
 @dataclass
 class ModelInputs:
     """Backbone input built from base ids for one pooling scheme."""
@@ -353,14 +336,8 @@ class SequenceModel(nn.Module):
 
         directory = Path(directory)
         path = directory / "head.json"
-        if not path.exists():
-            raise InputError(f"{directory}: no head.json (not a fine-tuned model; load the backbone with dnalm.load_model)")
-        try:
-            meta = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}: not valid JSON ({exc})") from None
-        if meta.get("format") != HEAD_FORMAT:
-            raise InputError(f"{path}: format is {meta.get('format')!r}, expected {HEAD_FORMAT!r}")
+        meta = read_model_json(path, {"format": HEAD_FORMAT}, f"{directory}: no head.json (not a fine-tuned model; "
+                               "load the backbone with dnalm.load_model)")
         head = HeadConfig.from_dict(meta["head"], source=str(path))
         model = cls(load_model(directory), head)
         weights = directory / "head.safetensors"
@@ -373,3 +350,20 @@ class SequenceModel(nn.Module):
         model.to(device)
         model.eval()
         return model
+
+
+def load_backbone(model):
+    """A model to fine-tune or embed with: a DNALM / SequenceModel as is, a model folder (a fine-tuned one with
+    ``head.json`` loads as :class:`SequenceModel`) or a preset name (random init)."""
+    from dnalm.models import DNALM, PRESETS, build_model, load_model
+
+    if isinstance(model, (DNALM, SequenceModel)):
+        return model
+    path = Path(str(model))
+    if path.is_dir():
+        if (path / "head.json").exists():
+            return SequenceModel.load(path)
+        return load_model(path)
+    if str(model) in PRESETS:
+        return build_model(str(model))
+    raise InputError(f"--model {model!r}: neither a model directory nor a preset ({', '.join(PRESETS)})")

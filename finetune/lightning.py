@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from dnalm.errors import ConfigError, InputError
 from finetune.data import TaskDataset, collate_batch
 from finetune.evaluate import evaluate, predictions_table
-from finetune.heads import HeadConfig, SequenceModel
+from finetune.heads import HeadConfig, SequenceModel, load_backbone
 from finetune.metrics import compute_metrics, higher_is_better
 from finetune.tasks import Task, load_task
 
@@ -202,21 +202,6 @@ class FinetuneResult:
     out_dir: Path | None = None
 
 
-def _load_backbone(model):
-    from dnalm.models import DNALM, PRESETS, build_model, load_model
-
-    if isinstance(model, (DNALM, SequenceModel)):
-        return model
-    path = Path(str(model))
-    if path.is_dir():
-        if (path / "head.json").exists():
-            return SequenceModel.load(path)
-        return load_model(path)
-    if str(model) in PRESETS:
-        return build_model(str(model))
-    raise InputError(f"--model {model!r}: neither a model directory nor a preset ({', '.join(PRESETS)})")
-
-
 def make_model(backbone, task: Task, config: FinetuneConfig) -> SequenceModel:
     """A :class:`SequenceModel` for ``task`` on ``backbone`` (a DNALM, or a SequenceModel whose backbone
     is reused with a fresh head). Regression heads standardise targets with the train split's mean/std."""
@@ -271,7 +256,7 @@ def finetune(model, task: Task | str, config: FinetuneConfig | None = None, out_
     task = load_task(task) if not isinstance(task, Task) else task
     task = task.subsample({"train": config.max_train, "dev": config.max_dev, "test": config.max_test}, config.seed)
     L.seed_everything(config.seed, workers=True, verbose=False)
-    seq_model = make_model(_load_backbone(model), task, config)
+    seq_model = make_model(load_backbone(model), task, config)
     if config.scan_chunk_size:
         seq_model.backbone.set_scan_chunk_size(config.scan_chunk_size)
     check_length(seq_model, task)

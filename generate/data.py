@@ -8,7 +8,6 @@ the returned report, never dropped silently.
 
 from __future__ import annotations
 
-import gzip
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,18 +41,6 @@ class PropertyTable:
         return f"{self.source}: skipped {len(self.skipped)} row(s): {head}{more}"
 
 
-def _sep_for(path: Path) -> str:
-    name = path.name.lower().removesuffix(".gz")
-    if name.endswith(".csv"):
-        return ","
-    if name.endswith((".tsv", ".txt", ".tab")):
-        return "\t"
-    opener = gzip.open if path.read_bytes()[:2] == b"\x1f\x8b" else open
-    with opener(path, "rt") as fh:
-        first = fh.readline()
-    return "\t" if "\t" in first else ","
-
-
 def read_property_table(
     path: str | os.PathLike,
     sequence_column: str,
@@ -84,12 +71,13 @@ def read_property_table(
     """
     import pandas as pd
 
+    from dnalm.data.tables import guess_sep
     from dnalm.tokenizer import DNATokenizer
 
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
-    sep = sep or _sep_for(path)
+    sep = sep or guess_sep(path)
     try:
         df = pd.read_csv(
             path, sep=sep, dtype=str, header=0 if header else None, skiprows=skip_rows, keep_default_na=False,

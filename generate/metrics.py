@@ -8,7 +8,6 @@ tested against.
 
 from __future__ import annotations
 
-import gzip
 import itertools
 import os
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from dnalm.errors import InputError
+from dnalm.io.compression import open_maybe_gzip
 
 # ------------------------------------------------------------------------------------------------- edit distance
 
@@ -213,9 +213,8 @@ def read_motifs(path: str | os.PathLike, tax_group: str | None = None, pseudocou
         raise InputError(f"{path}: no such file")
     name = path.name.lower().removesuffix(".gz")
     fmt = "transfac" if "transfac" in name or name.endswith(".dat") else "jaspar"
-    opener = gzip.open if path.read_bytes()[:2] == b"\x1f\x8b" else open
     try:
-        with opener(path, "rt") as fh:
+        with open_maybe_gzip(path, "rt") as fh:
             recs = motifs.parse(fh, fmt, strict=False) if fmt == "transfac" else motifs.parse(fh, fmt)
     except (ValueError, KeyError) as exc:
         raise InputError(f"{path}: cannot parse as {fmt.upper()} motifs: {exc}") from None

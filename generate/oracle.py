@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dnalm.errors import ConfigError, DnalmError, InputError
+from dnalm.utils import read_model_json
 
 WEIGHTS = "oracle.safetensors"
 META = "oracle.json"
@@ -341,12 +342,7 @@ def load_oracle(directory: str | os.PathLike, device: str | torch.device = "cpu"
     meta_path = directory / META
     if not meta_path.exists() or not (directory / WEIGHTS).exists():
         raise InputError(f"{directory}: not an oracle directory (needs {META} and {WEIGHTS}; make one with dnalm train-oracle)")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{meta_path}: not valid JSON ({exc})") from None
-    if meta.get("model_type") != "dnalm-oracle":
-        raise InputError(f"{meta_path}: model_type is {meta.get('model_type')!r}, expected 'dnalm-oracle'")
+    meta = read_model_json(meta_path, {"model_type": "dnalm-oracle"})
     try:
         cfg = OracleConfig(**meta["config"])
     except TypeError as exc:

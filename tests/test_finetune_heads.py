@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import dnalm
-from dnalm.tokenizer import BOS_ID, PAD_ID, SEP_ID, DNATokenizer, reverse_complement
-from finetune.heads import HeadConfig, SequenceModel, build_inputs, reverse_complement_ids, task_loss
+from dnalm.tokenizer import BOS_ID, PAD_ID, SEP_ID, DNATokenizer, reverse_complement, reverse_complement_ids
+from finetune.heads import HeadConfig, SequenceModel, build_inputs, task_loss
 from finetune.metrics import classification_metrics, compute_metrics, regression_metrics
 
 TOK = DNATokenizer()

@@ -6,7 +6,6 @@ Coordinates are 0-based half-open throughout, as in BED itself.
 from __future__ import annotations
 
 import gzip
-import io
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dnalm.errors import ConfigError, InputError
+from dnalm.io.compression import open_maybe_gzip
 
 if TYPE_CHECKING:  # pragma: no cover
     from dnalm.io.genome import Genome
@@ -30,15 +30,6 @@ _START_NAMES = {"start", "chromstart", "chrom_start", "begin", "from"}
 _END_NAMES = {"end", "chromend", "chrom_end", "stop", "to"}
 
 STRANDS = {"+", "-", "."}
-
-
-def _open_text(path: Path):
-    """Open a plain or gzip-compressed text file (detected from its magic bytes, not its name)."""
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline=None)
-    return open(path, encoding="utf-8", newline=None)
 
 
 def _is_int(text: str) -> bool:
@@ -183,7 +174,7 @@ def _read_bed_file(path: Path) -> pd.DataFrame:
     rows: list[list[str]] = []
     line_numbers: list[int] = []
     ncol: int | None = None
-    with _open_text(path) as fh:
+    with open_maybe_gzip(path, "rt", encoding="utf-8", newline=None) as fh:
         try:
             for lineno, raw in enumerate(fh, start=1):
                 line = raw.rstrip("\r\n")

@@ -18,7 +18,7 @@ from ._common import CollateMixin, LabelledMixin, default_tokenizer, item_rng, t
 from .labels import LabelSpec, encode_labels
 
 
-def _guess_sep(path: Path) -> str:
+def guess_sep(path: Path) -> str:
     """Tab for .tsv/.txt/.tab, comma for .csv; otherwise whichever the first line contains."""
     name = path.name.lower()
     for suffix in (".gz", ".bz2", ".xz", ".zst"):
@@ -27,10 +27,9 @@ def _guess_sep(path: Path) -> str:
         return "\t"
     if name.endswith(".csv"):
         return ","
-    import gzip
+    from dnalm.io.compression import open_maybe_gzip
 
-    opener = gzip.open if path.read_bytes()[:2] == b"\x1f\x8b" else open
-    with opener(path, "rt") as fh:
+    with open_maybe_gzip(path, "rt") as fh:
         first = fh.readline()
     return "\t" if "\t" in first else ","
 
@@ -87,7 +86,7 @@ class SequenceTable(CollateMixin, LabelledMixin, Dataset):
             self.source = str(path)
             if not path.exists():
                 raise InputError(f"{path}: no such file")
-            sep = sep or _guess_sep(path)
+            sep = sep or guess_sep(path)
             try:
                 df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_filter=False)
             except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:

@@ -41,7 +41,8 @@ class _Chrom:
     length: int
 
 
-def _genome_name(path: Path) -> str:
+def genome_name(path: Path) -> str:
+    """A genome's short name from its FASTA path: the file name without .gz/.bgz/.fa/.fasta/.fna suffixes."""
     name = path.name
     changed = True
     while changed:
@@ -195,7 +196,7 @@ class GenomeWindows(CollateMixin, IterableDataset):
             genome = g if isinstance(g, Genome) else Genome(g)
             if name is None:
                 path = getattr(genome, "path", None)
-                name = _genome_name(Path(path)) if path is not None else f"genome{i}"
+                name = genome_name(Path(path)) if path is not None else f"genome{i}"
             base, k = name, 2
             while name in names:
                 name, k = f"{base}_{k}", k + 1

@@ -21,9 +21,9 @@ from pathlib import Path
 import pysam
 
 from dnalm.errors import InputError
+from dnalm.io.compression import compression
 from dnalm.tokenizer import reverse_complement
 
-_GZIP_MAGIC = b"\x1f\x8b"
 # names of the mitochondrial genome in common assemblies (UCSC, Ensembl, NCBI, WormBase, SGD)
 _MITO_NAMES = {"m", "mt", "mtdna", "mito", "mitochondrion", "mitochondria", "chrm", "chrmt"}
 _ROMAN = {"I": 1, "V": 5, "X": 10, "L": 50, "C": 100}
@@ -62,20 +62,6 @@ def _alias_key(name: str) -> str:
     return core.upper()
 
 
-def _gzip_kind(path: Path) -> str:
-    """'plain', 'bgzf' or 'gzip' (ordinary gzip, which faidx cannot index), from the first bytes."""
-    with open(path, "rb") as fh:
-        head = fh.read(18)
-    if head[:2] != _GZIP_MAGIC:
-        if head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00" or head[:4] == b"\x28\xb5\x2f\xfd":
-            return "other-compressed"
-        return "plain"
-    # BGZF: gzip with FEXTRA set and a 'BC' extra subfield (SAM/BAM specification, section 4.1)
-    if len(head) >= 14 and head[3] & 4 and head[12:14] == b"BC":
-        return "bgzf"
-    return "gzip"
-
-
 def _folder_writable(folder: Path) -> bool:
     """Whether a new file can be created in ``folder`` (tried for real: os.access misses read-only mounts)."""
     if not os.access(folder, os.W_OK):
@@ -108,7 +94,7 @@ class Genome:
             raise InputError(f"{self.path}: genome FASTA not found")
         if self.path.is_dir():
             raise InputError(f"{self.path}: is a folder; give the FASTA file inside it (e.g. NAME.fa.gz)")
-        kind = _gzip_kind(self.path)
+        kind = compression(self.path)
         if kind == "gzip":
             raise InputError(
                 f"{self.path}: compressed with ordinary gzip, which cannot be indexed for random access. "

@@ -1,4 +1,4 @@
-"""Genomic regions: the one :class:`Region` (0-based half-open) and the samtools-style ``chr:start-end`` parser."""
+"""Genomic regions: the one :class:`Region` (0-based half-open) and the samtools-style ``chr:s-e`` parser."""
 
 from __future__ import annotations
 

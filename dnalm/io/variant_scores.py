@@ -1,4 +1,4 @@
-"""Write variant scores: a TSV/CSV table, or the input VCF back with the scores as INFO fields (bgzip + tabix).
+"""Write variant scores: a TSV/CSV table, or the input VCF with the scores as INFO fields (bgzip + tabix).
 
 The reader is :mod:`dnalm.io.variants`; the scores come from :func:`dnalm.variants.score_variants`.
 """

@@ -8,7 +8,6 @@ nothing is dropped silently and a VCF writer can put every record back in its pl
 
 from __future__ import annotations
 
-import gzip
 import logging
 import os
 import re
@@ -19,6 +18,7 @@ import pandas as pd
 import pysam
 
 from dnalm.errors import InputError
+from dnalm.io.compression import open_maybe_gzip
 from dnalm.io.genome import Genome
 
 log = logging.getLogger(__name__)
@@ -109,11 +109,7 @@ def read_variants(
 
 # ------------------------------------------------------------------------------------------------- sources
 def _open_text(path: Path):
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":  # BGZF is gzip-compatible
-        return gzip.open(path, "rt", errors="replace", newline="")
-    return open(path, errors="replace", newline="")
+    return open_maybe_gzip(path, "rt", errors="replace", newline="")
 
 
 def is_vcf(path: Path) -> bool:

@@ -501,18 +501,11 @@ def build_model(config: str | LMConfig | dict = "hybridna-tiny", tokenizer=None,
 
 def read_model_config(directory: str | os.PathLike) -> tuple[LMConfig, dict]:
     """Config (and the json's ``extra`` dict) of a saved model directory."""
-    from dnalm.errors import InputError
+    from dnalm.utils import read_model_json
 
     directory = Path(directory)
     path = directory / "config.json"
-    if not path.exists():
-        raise InputError(f"{directory}: not a dnalm model directory (no config.json)")
-    try:
-        meta = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from None
-    if meta.get("model_type") != "dnalm":
-        raise InputError(f"{path}: model_type is {meta.get('model_type')!r}, expected 'dnalm'")
+    meta = read_model_json(path, {"model_type": "dnalm"}, f"{directory}: not a dnalm model directory (no config.json)")
     return LMConfig.from_dict(meta["config"], source=str(path)), meta.get("extra", {})
 
 
