@@ -42,11 +42,11 @@ HIGH=$((BINS - 1))
 
 echo "== train-oracle ($TABLE)"
 /usr/bin/time -f "   %e s wall" $DNALM train-oracle --data "$TABLE" "${COLS[@]}" --target-columns $PROP \
-  --out "$OUT/oracle" --max-epochs "$ORACLE_EPOCHS" --threads "$THREADS" --no-progress
+  --out "$OUT/oracle" --set max_epochs="$ORACLE_EPOCHS" --threads "$THREADS" --no-progress
 
 echo "== finetune-generator from $MODEL ($STEPS steps max)"
 /usr/bin/time -f "   %e s wall" $DNALM finetune-generator --model "$MODEL" --data "$TABLE" "${COLS[@]}" \
-  --property-columns $PROP --bins "$BINS" --out "$OUT/generator" --max-steps "$STEPS" --batch-size "$BATCH" --lr "$LR" --eval-every 100 \
+  --property-columns $PROP --set n_bins="$BINS" --out "$OUT/generator" --set max_steps="$STEPS" --batch-size "$BATCH" --set lr="$LR" --set eval_every=100 \
   --threads "$THREADS" --no-progress 2>&1 | grep -v -E "litlogger|LeafSpec|available:"
 
 echo "== generate $NUM per class: $PROP=0 and $PROP=$HIGH"

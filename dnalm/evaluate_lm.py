@@ -307,6 +307,7 @@ def evaluate_lm(
     max_bases: int | None = None,
     device: str = "cpu",
     progress: bool = True,
+    dtype=None,
 ) -> EvalResult:
     """Score held-out sequence with a model and with order-k Markov chains.
 
@@ -326,6 +327,7 @@ def evaluate_lm(
         max_bases: score at most this many bases (evenly spaced blocks across the regions).
         device: torch device.
         progress: show a progress bar.
+        dtype: torch dtype of the model (None: as saved).
 
     Returns:
         An :class:`EvalResult`.
@@ -402,7 +404,7 @@ def evaluate_lm(
     del fit_part, val_part, full
 
     # --- the model, on the same positions
-    model = load_model(model_dir, device=device)
+    model = load_model(model_dir, device=device, dtype=dtype)
     if length > model.config.max_length:
         raise ConfigError(f"--length {length} exceeds the model's max_length {model.config.max_length}")
     region_codes, model_lp, model_pred = [], [], []

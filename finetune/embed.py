@@ -12,9 +12,35 @@ import numpy as np
 
 from dnalm.errors import ConfigError, InputError
 
+FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas")
+
 
 def _is_bed(path: Path) -> bool:
     return path.name.lower().removesuffix(".gz").endswith(".bed")
+
+
+def _is_fasta(path: Path) -> bool:
+    return path.name.lower().removesuffix(".gz").endswith(FASTA_SUFFIXES)
+
+
+def read_fasta_records(path: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """(names, sequences) of every record of a FASTA file (plain, gzip or bgzip), read with pysam."""
+    import pysam
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    names, seqs = [], []
+    try:
+        with pysam.FastxFile(str(path)) as fh:
+            for rec in fh:
+                names.append(rec.name)
+                seqs.append(rec.sequence.upper())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable FASTA file ({exc})") from None
+    if not seqs:
+        raise InputError(f"{path}: no FASTA records")
+    return names, seqs
 
 
 def load_sequences(
@@ -25,10 +51,11 @@ def load_sequences(
     length: int | None = None,
     strand_aware: bool = True,
 ) -> tuple[list[str], np.ndarray | None, dict[str, np.ndarray]]:
-    """Sequences (and labels) from a CSV/TSV table or a BED file + genome.
+    """Sequences (and labels) from a FASTA file, a CSV/TSV table or a BED file + genome.
 
     Args:
-        input: table with a sequence column, or BED/BED-like intervals (needs ``fasta``).
+        input: FASTA (records in file order, no labels), table with a sequence column, or BED/BED-like
+            intervals (needs ``fasta``).
         fasta: genome FASTA for BED input.
         sequence_column: sequence column of a table.
         label_columns: label column(s); ``"auto"`` takes ``label`` (tables) or ``label``/the single extra
@@ -37,9 +64,13 @@ def load_sequences(
         strand_aware: BED only: reverse complement ``-`` strand intervals.
 
     Returns:
-        (sequences, labels or None, extra per-row arrays: ``chrom``, ``start``, ``end``, ``strand`` for BED).
+        (sequences, labels or None, extra per-row arrays: ``chrom``, ``start``, ``end``, ``strand`` for BED,
+        ``name`` for FASTA).
     """
     path = Path(input)
+    if _is_fasta(path):
+        names, seqs = read_fasta_records(path)
+        return seqs, None, {"name": np.asarray(names, dtype=str)}
     if _is_bed(path):
         from dnalm.data.intervals import IntervalDataset
 
@@ -85,13 +116,14 @@ def embed_file(
     length: int | None = None,
     batch_size: int = 64,
     progress: bool = True,
+    model_name: str | None = None,
 ) -> dict:
     """Embed every sequence of ``input`` and write ``out`` (``.npz`` or ``.safetensors``).
 
     The file holds ``embeddings`` — (N, d) pooled, or (N, L_max, d) per base with ``lengths`` (N,) when
     ``per_token`` (zeros past each length) — plus ``labels`` when the input has them and, for BED input,
     the fetched windows (``start``, ``end``; ``chrom`` and ``strand`` as strings in ``.npz``, in the JSON
-    metadata of ``.safetensors``).
+    metadata of ``.safetensors``); for FASTA input the record names (``name``, likewise).
 
     Args:
         model: a model directory, a DNALM or a fine-tuned SequenceModel.
@@ -99,6 +131,7 @@ def embed_file(
         pooling: mean | last | echo | rc_echo.
         per_token: per-base embeddings.
         batch_size: sequences per forward pass.
+        model_name: how the model is named in the file's metadata (default ``str(model)``).
 
     Returns:
         A summary dict (rows, shape, file).
@@ -129,7 +162,7 @@ def embed_file(
         arrays["labels"] = np.asarray(labels)
     from dnalm.utils import atomic_path
 
-    meta = {"input": str(input), "pooling": pooling, "per_token": per_token, "model": str(model), "rows": len(seqs)}
+    meta = {"input": str(input), "pooling": pooling, "per_token": per_token, "model": model_name or str(model), "rows": len(seqs)}
     if suffix.endswith(".npz"):
         arrays.update(extra)
         with atomic_path(out) as tmp, open(tmp, "wb") as fh:
@@ -140,7 +173,7 @@ def embed_file(
         for k in ("start", "end"):
             if k in extra:
                 arrays[k] = extra[k]
-        for k in ("chrom", "strand"):
+        for k in ("chrom", "strand", "name"):
             if k in extra:
                 meta[k] = extra[k].tolist()
         with atomic_path(out) as tmp:

@@ -43,8 +43,8 @@ def generator(table):
     n = torch.get_num_threads()
     with contextlib.redirect_stdout(buf):
         rc = main(["finetune-generator", "--model", "transformer-tiny", "--data", str(table / "t.csv"),
-                   "--sequence-column", "seq", "--property-columns", "activity", "--bins", "3", "--out",
-                   str(table / "gen"), "--max-steps", "12", "--eval-every", "6", "--batch-size", "16", "--no-progress",
+                   "--sequence-column", "seq", "--property-columns", "activity", "--set", "n_bins=3", "--out",
+                   str(table / "gen"), "--set", "max_steps=12", "--set", "eval_every=6", "--batch-size", "16", "--no-progress",
                    "--threads", "1"])
     torch.set_num_threads(n)
     assert rc == 0
@@ -75,8 +75,8 @@ def test_cli_chain(table, generator, capsys):
           "--no-progress"])
     assert read_fasta(d / "g2.fa") == recs  # same seed, same output
 
-    rc = main(["train-oracle", *common, "--target-columns", "activity", "--out", str(d / "oracle"), "--max-epochs", "2",
-               "--channels", "16", "--dilated-layers", "1", "--no-progress"])
+    rc = main(["train-oracle", *common, "--target-columns", "activity", "--out", str(d / "oracle"), "--set", "max_epochs=2",
+               "--set", "arch.channels=16", "--set", "arch.dilated_layers=1", "--no-progress"])
     out = capsys.readouterr().out
     assert rc == 0 and "spearman=" in out
     assert json.loads((d / "oracle" / "oracle.json").read_text())["report"]["heldout"]["activity"]["n"] == 30

@@ -246,7 +246,7 @@ def test_cli_override_and_bad_input(tmp_path, capsys):
     torch.save(reference.state_dict(), tmp_path / "standalone.pt")
     out = tmp_path / "m"
     rc = cli_main(["import-hyenadna", str(tmp_path / "standalone.pt"), "--out", str(out),
-                   "--override", '{"hyena": {"shift": 0.0}, "dropout": 0.1}'])
+                   "--set", "hyena.shift=0.0", "--set", "dropout=0.1"])
     assert rc == 0
     cfg = json.loads((out / "config.json").read_text())["config"]
     assert cfg["hyena"]["shift"] == 0.0 and cfg["dropout"] == 0.1
@@ -256,5 +256,5 @@ def test_cli_override_and_bad_input(tmp_path, capsys):
     assert rc == 2 and "junk.ckpt" in err and "Traceback" not in err
     assert not (tmp_path / "x").exists()
     rc = cli_main(["import-hyenadna", str(tmp_path / "standalone.pt"), "--out", str(tmp_path / "y"),
-                   "--override", "{not json"])
-    assert rc == 2 and "--override" in capsys.readouterr().err
+                   "--set", "hyena.shift=[unclosed"])
+    assert rc == 2 and "hyena.shift" in capsys.readouterr().err

@@ -421,7 +421,7 @@ def test_ism_strands_and_region(model, genome):
 def test_ism_cli(tmp_path, genome):
     model_dir = tmp_path / "model"
     tiny(d_model=16, n_layer=1).save_pretrained(model_dir)
-    prefix = tmp_path / "ism" / "out"
+    out = tmp_path / "ism"
     assert (
         cli_main(
             [
@@ -435,20 +435,20 @@ def test_ism_cli(tmp_path, genome):
                 "--flank",
                 "4",
                 "--out",
-                str(prefix),
+                str(out),
                 "--no-progress",
             ]
         )
         == 0
     )
-    table = pd.read_csv(f"{prefix}.tsv", sep="\t")
+    table = pd.read_csv(out / "ism.tsv", sep="\t")
     assert list(table.columns) == ["chrom", "position", "ref", "A", "C", "G", "T", "importance"]
     assert table["position"].tolist() == list(range(11, 41))
     assert "".join(table["ref"]) == genome.seqs["1"][10:40]
     assert (table.apply(lambda r: r[r["ref"]], axis=1) == 0).all()
-    with open(f"{prefix}.png", "rb") as fh:
+    with open(out / "ism.png", "rb") as fh:
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
-    assert cli_main(["ism", "--model", str(model_dir), "--sequence", "ACGTQ", "--out", str(prefix)]) == 2
+    assert cli_main(["ism", "--model", str(model_dir), "--sequence", "ACGTQ", "--out", str(tmp_path / "ism2")]) == 2
 
 
 def test_cli_head_from_finetuned_dir(tmp_path, genome):

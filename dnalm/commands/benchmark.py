@@ -6,17 +6,21 @@ config/benchmark/). Writes OUT/results.csv, OUT/results.md, OUT/results.png and 
 
 from __future__ import annotations
 
+from dnalm.commands import options
+
 
 def add_arguments(p) -> None:
-    p.add_argument("--model", required=True, help="pretrained model directory (or a preset name for random init)")
+    options.add_model_options(p, help="pretrained model folder, importable checkpoint, or a preset name (random init)",
+                              batch_size=None, batch_help="fine-tuning batch size", dtype=None,
+                              defaults_from="the settings")
     p.add_argument("--suite", required=True, help="gue | genomic-benchmarks | bend | SUITE.yaml")
     p.add_argument("--data", help="folder holding the suite's tasks (e.g. ../shared/data/gue)")
-    p.add_argument("--out", required=True, help="output folder")
+    options.add_output_options(p, "folder", "output folder")
     p.add_argument("--tasks", help="comma-separated task names to run (default: all in the suite)")
-    p.add_argument("--config", help="YAML of benchmark settings (BenchmarkConfig fields; e.g. config/benchmark/gue_prom.yaml)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a setting: a BenchmarkConfig field (poolings=mean,echo; kmer=false) or a fine-tuning "
-                        "field (max_steps=200, also as finetune.max_steps=200); repeatable")
+    options.add_settings_options(
+        p, what="the benchmark: a BenchmarkConfig field (poolings=mean,echo; kmer=false) or a fine-tuning field "
+        "(max_steps=200, also as finetune.max_steps=200)", example="max_steps=200",
+        config_help="YAML of benchmark settings (BenchmarkConfig fields; e.g. config/benchmark/gue_prom.yaml)")
 
 
 def run(args) -> int:
@@ -47,7 +51,9 @@ def run(args) -> int:
     bench_keys = {f.name for f in dataclasses.fields(BenchmarkConfig)}
     ft_keys = {f.name for f in dataclasses.fields(FinetuneConfig)}
     sets = []
-    for item in args.set:
+    from dnalm.commands.finetune import COMPUTE_KEYS
+
+    for item in list(args.set) + options.training_overrides(args, COMPUTE_KEYS):
         key = item.split("=", 1)[0].strip()
         if key not in bench_keys and key.split(".")[0] not in bench_keys and key in ft_keys:
             item = f"finetune.{item}"

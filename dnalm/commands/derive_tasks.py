@@ -3,16 +3,20 @@ CRE table (ribosomal-protein genes vs others, GC) and a VCF of stop-gained and s
 
 from __future__ import annotations
 
+from dnalm.commands import options
+
 
 def add_arguments(p) -> None:
     p.add_argument("--fasta", required=True, help="prepared genome (NAME.fa.gz from dnalm prepare-genome)")
     p.add_argument("--cds", required=True, help="NAME.cds.bed written by dnalm prepare-genome for GenBank input")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--promoter-length", type=int, default=300)
-    p.add_argument("--cre-length", type=int, default=150)
-    p.add_argument("--max-promoters", type=int, default=None, help="subsample promoters (and as many negatives)")
-    p.add_argument("--codons", type=int, default=400, help="random codons to mutate for the SNV set")
-    p.add_argument("--seed", type=int, default=0)
+    options.add_output_options(p, "folder", "output folder")
+    p.add_argument("--promoter-length", type=options.positive_int, default=300, help="bp per promoter window (default 300)")
+    p.add_argument("--cre-length", type=options.positive_int, default=150, help="bp per CRE (default 150)")
+    p.add_argument("--max-promoters", type=options.positive_int, default=None,
+                   help="subsample promoters (and as many negatives)")
+    p.add_argument("--codons", type=options.non_negative_int, default=400,
+                   help="random codons to mutate for the SNV set (default 400)")
+    p.add_argument("--seed", type=options.non_negative_int, default=0, help="random seed (default 0)")
 
 
 def run(args) -> int:

@@ -9,6 +9,8 @@ class beside real sequences.
 
 from __future__ import annotations
 
+from dnalm.commands import options
+
 
 def add_arguments(p) -> None:
     from generate.data import add_table_arguments
@@ -23,26 +25,22 @@ def add_arguments(p) -> None:
     p.add_argument("--target-map", action="append", default=[], metavar="PROPERTY=TARGET",
                    help="oracle target of a property whose name differs (repeatable)")
     p.add_argument("--motifs", default=None, help="JASPAR/TRANSFAC motif file (gzip ok) for motif occurrence")
-    p.add_argument("--motif-tax-group", default=None, help="keep only motifs of this JASPAR tax group (e.g. fungi)")
-    p.add_argument("--motif-threshold", type=float, default=0.85, help="relative PWM score of a hit (default 0.85)")
-    p.add_argument("--top-k", type=int, default=10, help="k of the top-k mean prediction")
-    p.add_argument("--max-reference", type=int, default=20000, help="reference rows for the real baselines")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--no-progress", action="store_true")
+    options.add_output_options(p, "folder", "output folder")
+    options.add_compute_options(p, flags=("--threads", "--no-progress"))  # the oracle runs where it was trained
+    options.add_settings_options(p, what="the evaluation (EvalConfig fields: top_k, max_reference, motif_threshold, "
+                                 "motif_tax_group, max_motif_reference, max_pairs, seed)", example="top_k=20")
 
 
 def run(args) -> int:
+    import dataclasses
+
     from dnalm.errors import DnalmError
     from generate.conditioning import load_generator
     from generate.data import split_list, table_from_args
     from generate.evaluate import EvalConfig, evaluate_cre, load_generated
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    options.setup_compute(args)
+    cfg = dataclasses.replace(options.load_settings(EvalConfig, args), progress=options.progress(args))
     spec = None
     if args.generator:
         spec = load_generator(args.generator).conditioning
@@ -63,8 +61,6 @@ def run(args) -> int:
         if not sep:
             raise DnalmError(f"--target-map {item!r}: expected PROPERTY=TARGET")
         target_map[k.strip()] = v.strip()
-    cfg = EvalConfig(top_k=args.top_k, max_reference=args.max_reference, motif_threshold=args.motif_threshold,
-                     motif_tax_group=args.motif_tax_group, seed=args.seed, progress=not args.no_progress)
     summary = evaluate_cre(args.generated, args.oracle, reference, args.out, spec=spec, motifs_path=args.motifs,
                            target_map=target_map, config=cfg)
     print_summary(summary)

@@ -7,27 +7,31 @@ OUT/history.csv, OUT/test_predictions.csv and the fine-tuned model in OUT/model.
 
 from __future__ import annotations
 
+from dnalm.commands import options
+
+# compute flag -> FinetuneConfig field (the flags win over --config and --set)
+COMPUTE_KEYS = {"batch_size": "batch_size", "threads": "threads", "progress": "progress_bar", "accelerator": "accelerator", "precision": "precision"}
+
 
 def add_arguments(p) -> None:
-    p.add_argument("--model", required=True, help="pretrained model directory (or a preset name for random init)")
+    options.add_model_options(p, help="pretrained model folder, importable checkpoint, or a preset name (random init)",
+                              batch_size=None, batch_help="training batch size", dtype=None,
+                              defaults_from="the settings")
     p.add_argument("--task", required=True, help="TASK SPEC (see docs: [TYPE:]PATH[?key=value&...] or FILE.yaml)")
-    p.add_argument("--out", required=True, help="output folder")
+    options.add_output_options(p, "folder", "output folder")
     p.add_argument("--pooling", choices=["mean", "last", "echo", "rc_echo"], help="pooling (default mean)")
     p.add_argument("--freeze-backbone", action="store_true", help="train only the head")
-    p.add_argument("--config", help="YAML file of fine-tuning settings (FinetuneConfig fields)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a setting, e.g. --set max_steps=500 --set lr_backbone=5e-5 (repeatable)")
+    options.add_settings_options(p, what="fine-tuning (FinetuneConfig fields)", example="max_steps=500")
 
 
 def run(args) -> int:
     import json
 
-    from finetune.config import apply_overrides, from_dict, load_yaml
+    from finetune.config import apply_overrides
     from finetune.lightning import FinetuneConfig, finetune
     from finetune.tasks import load_task
 
-    cfg = from_dict(FinetuneConfig, load_yaml(args.config), source=args.config) if args.config else FinetuneConfig()
-    cfg = apply_overrides(cfg, args.set)
+    cfg = options.load_settings(FinetuneConfig, args, options.training_overrides(args, COMPUTE_KEYS))
     if args.pooling:
         cfg = apply_overrides(cfg, [f"pooling={args.pooling}"])
     if args.freeze_backbone:

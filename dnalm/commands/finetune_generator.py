@@ -10,30 +10,25 @@ complete model directory (weights, tokenizer with the condition tokens, bin edge
 
 from __future__ import annotations
 
+from dnalm.commands import options
+
 
 def add_arguments(p) -> None:
     from generate.data import add_table_arguments
 
-    p.add_argument("--model", required=True, help="pretrained model directory, or a preset name (random init)")
+    options.add_model_options(p, help="pretrained model folder, importable checkpoint, or a preset name (random init)",
+                              batch_size=None, batch_help="sequences per step", dtype=None,
+                              defaults_from="the settings",
+                              flags=("--threads", "--batch-size", "--no-progress"))  # Lightning picks the device
     p.add_argument("--data", required=True, help="table (CSV/TSV, gzip ok) of sequences and property values")
     add_table_arguments(p)
     p.add_argument("--property-columns", required=True, help="comma-separated numeric columns to condition on")
-    p.add_argument("--bins", type=int, default=5, help="classes per property (quantile bins, default 5)")
     p.add_argument("--edges", action="append", default=[], metavar="NAME=E1,E2,...",
                    help="given inner bin edges for a property instead of quantiles (repeatable)")
-    p.add_argument("--out", required=True, help="output model directory")
-    p.add_argument("--max-steps", type=int, default=1000, help="optimiser steps (default 1000)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--warmup-steps", type=int, default=50)
-    p.add_argument("--eval-every", type=int, default=100, help="steps between validations (default 100)")
-    p.add_argument("--patience", type=int, default=3, help="validations without improvement before stopping")
-    p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--max-val-rows", type=int, default=2000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    options.add_output_options(p, "folder", "output model folder")
+    options.add_settings_options(p, what="generator training (GeneratorTrainConfig fields: n_bins, max_steps, lr, "
+                                 "weight_decay, warmup_steps, eval_every, patience, val_fraction, max_val_rows, seed)",
+                                 example="max_steps=150")
 
 
 def parse_edges(items: list[str]) -> dict[str, list[float]]:
@@ -55,28 +50,26 @@ def parse_edges(items: list[str]) -> dict[str, list[float]]:
 def run(args) -> int:
     import json
 
-    import torch
-
     from generate.conditioning import load_generator
     from generate.data import split_list, table_from_args
     from generate.training import GeneratorTrainConfig, finetune_generator
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    device, _ = options.setup_compute(args)  # Lightning chooses the training device; the dtype stays float32
+    cfg = options.load_settings(GeneratorTrainConfig, args, options.training_overrides(
+        args, {"batch_size": "batch_size"}))
     props = split_list(args.property_columns)
     table = table_from_args(args, args.data, props)
     print(table.skip_summary())
-    model = load_generator(args.model)
+    model = load_generator(args.model, device=device)
     if model.conditioning is not None:
         from dnalm.errors import DnalmError
 
         raise DnalmError(f"{args.model} is already a conditional generator; fine-tune from the base model instead")
-    cfg = GeneratorTrainConfig(
-        n_bins=args.bins, edges=parse_edges(args.edges), val_fraction=args.val_fraction, max_steps=args.max_steps,
-        batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
-        eval_every=args.eval_every, patience=args.patience, seed=args.seed, max_val_rows=args.max_val_rows,
-        progress=not args.no_progress, log_validation=args.no_progress,
-    )
+    import dataclasses
+
+    edges = {**cfg.edges, **parse_edges(args.edges)}
+    cfg = dataclasses.replace(cfg, edges=edges, progress=options.progress(args),
+                              log_validation=cfg.log_validation or not options.progress(args))
     report = finetune_generator(
         model, table.sequences, table.values, props, args.out, cfg,
         extra_report={"data": table.source, "base_model": str(args.model), "n_rows": len(table),

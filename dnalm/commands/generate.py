@@ -8,50 +8,57 @@ the generator's bin edges and the rejection report (used by `dnalm evaluate-cre`
 
 from __future__ import annotations
 
+from dnalm.commands import options
+
+MAX_NUM = 10_000_000  # sequences per condition (written as they come; the bound is against typos like 1e12)
+MAX_BEAMS = 1024  # beams hold a cache each: memory grows linearly with the beam count
+
 
 def add_arguments(p) -> None:
-    p.add_argument("--model", required=True, help="generator directory (dnalm finetune-generator) or any model")
+    options.add_model_options(p, help="generator folder (dnalm finetune-generator), any model folder, or a preset",
+                              batch_size=64, batch_help="sequences decoded in parallel")
     p.add_argument("--condition", action="append", default=[], metavar="A=4,B=0",
                    help="requested classes (repeatable: one set per condition; 'all' = every class combination)")
-    p.add_argument("--num", type=int, required=True, help="sequences per condition")
-    p.add_argument("--length", type=int, default=None,
+    p.add_argument("--num", type=options.int_in(1, MAX_NUM), required=True,
+                   help=f"sequences per condition (1..{MAX_NUM:,})")
+    p.add_argument("--length", type=options.positive_int, default=None,
                    help="sequence length in nt (default: the generator's training length)")
-    p.add_argument("--out", required=True, help="output FASTA")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0 = greedy)")
-    p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--top-p", type=float, default=None)
-    p.add_argument("--seed", type=int, default=None, help="random seed (same seed and settings -> same output)")
-    p.add_argument("--beam-size", type=int, default=None, help="beam search with this many beams (returns the best --num)")
-    p.add_argument("--guidance", type=float, default=0.0,
+    options.add_output_options(p, "file", "output FASTA (the settings and rejection report go to OUT.json beside it)")
+    p.add_argument("--temperature", type=options.non_negative_float, default=1.0,
+                   help="sampling temperature >= 0 (0 = greedy; default 1)")
+    p.add_argument("--top-k", type=options.non_negative_int, default=None, help="sample among the k likeliest (0 = off)")
+    p.add_argument("--top-p", type=options.float_in(0.0, 1.0, lo_open=True), default=None,
+                   help="nucleus sampling: smallest set with this probability mass, in (0, 1]")
+    p.add_argument("--seed", type=options.non_negative_int, default=None,
+                   help="random seed (same seed and settings -> same output)")
+    p.add_argument("--beam-size", type=options.int_in(1, MAX_BEAMS), default=None,
+                   help=f"beam search with this many beams, 1..{MAX_BEAMS} (returns the best --num)")
+    p.add_argument("--guidance", type=options.non_negative_float, default=0.0,
                    help="guidance weight w >= 0: sharpen the condition against the other classes (default 0)")
-    p.add_argument("--gc-min", type=float, default=None, help="lowest GC fraction (inclusive)")
-    p.add_argument("--gc-max", type=float, default=None, help="highest GC fraction (inclusive)")
+    p.add_argument("--gc-min", type=options.probability, default=None, help="lowest GC fraction (inclusive)")
+    p.add_argument("--gc-max", type=options.probability, default=None, help="highest GC fraction (inclusive)")
     p.add_argument("--forbid-motif", action="append", default=[], metavar="SEQ",
                    help="motif that must not occur (repeatable or comma-separated)")
     p.add_argument("--forbid-reverse-complement", action="store_true", help="also forbid reverse complements")
     p.add_argument("--prompt", default="", help="fixed start of every sequence (counts toward --length)")
-    p.add_argument("--batch-size", type=int, default=64, help="sequences decoded in parallel")
-    p.add_argument("--max-tries", type=int, default=None, help="most candidates per condition (default max(1000, 100*num))")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--max-tries", type=options.positive_int, default=None,
+                   help="most candidates per condition (default max(1000, 100*num))")
 
 
 def run(args) -> int:
     import json
 
     import numpy as np
-    import torch
 
     from dnalm.errors import DnalmError
     from dnalm.utils import atomic_write
     from generate.conditioning import format_condition, load_generator
     from generate.sampling import sample, write_fasta
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device, dtype = options.setup_compute(args)
     model = load_generator(args.model, device=device)
+    if dtype is not None:
+        model.to(dtype=dtype)
     spec = model.conditioning
     conditions = args.condition or [None]
     if "all" in conditions:

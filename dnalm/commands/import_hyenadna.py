@@ -5,44 +5,34 @@ from __future__ import annotations
 
 import argparse
 
+from dnalm.commands import options
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="checkpoint file, or a directory holding one (and its config.json)")
-    parser.add_argument("--out", required=True, help="output dnalm model directory")
+    options.add_output_options(parser, "folder", "output dnalm model folder")
     parser.add_argument(
-        "--config",
+        "--hyenadna-config",
         default=None,
+        metavar="FILE",
         help="HyenaDNA config.json (original or -hf format); default: config.json beside the checkpoint, "
         "else the checkpoint's hyper_parameters, else the tensor shapes alone",
     )
-    parser.add_argument(
-        "--override",
-        default=None,
-        metavar="JSON",
-        help='dnalm LMConfig fields to override, e.g. \'{"hyena": {"shift": 0.05}}\' '
-        "(the filter window shift defaults to 0.0 for Lightning checkpoints, 0.05 for -hf/standalone ones)",
-    )
+    options.add_settings_options(
+        parser, what="the dnalm LMConfig (the filter window shift defaults to 0.0 for Lightning checkpoints, 0.05 "
+        "for -hf/standalone ones)", example="hyena.shift=0.05", config=False)
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     import warnings
 
-    from dnalm.errors import ConfigError
     from dnalm.models.hyenadna_import import import_hyenadna
 
-    overrides = None
-    if args.override:
-        try:
-            overrides = json.loads(args.override)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"--override: not valid JSON ({exc})") from None
-        if not isinstance(overrides, dict):
-            raise ConfigError("--override: expected a JSON object of LMConfig fields")
+    overrides = options.nested_overrides(args.set) or None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = import_hyenadna(args.checkpoint, out_dir=args.out, config_overrides=overrides,
-                                hyenadna_config=args.config)
+                                hyenadna_config=args.hyenadna_config)
     info = model.import_info
     cfg = model.config
     print(f"imported {info['source']} ({info['layout']} layout, config from {info['config_from']})")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from dnalm.commands import options
+
 DEMOS = ("yeast",)
 
 
@@ -16,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="INPUT",
         help="FASTA (.fa, .fa.gz: plain, gzip or bgzip), GenBank (.gb, .gbk, .gbff) or a .zip of GenBank",
     )
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    options.add_output_options(parser, "folder", "output folder (created; may hold several genomes)")
     parser.add_argument(
         "--name", help="output file stem (default: INPUT without extensions; sacCer_R64 for --demo yeast)"
     )

@@ -7,24 +7,27 @@ Lightning checkpoints are pickles by Lightning's design: resume only runs you ma
 
 from __future__ import annotations
 
+from dnalm.commands import options
+
 
 def add_arguments(p) -> None:
-    p.add_argument("--config", required=True, metavar="FILE.yaml", help="pretraining config (e.g. config/pretrain/demo.yaml)")
-    p.add_argument("--out", required=True, metavar="DIR", help="run folder")
-    p.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a config value, e.g. --set optim.lr=1e-3 --set stages.0.steps=50 (repeatable)",
-    )
+    options.add_settings_options(p, what="pretraining", example="optim.lr=1e-3 --set stages.0.steps=50",
+                                 config_required=True,
+                                 config_help="pretraining config (e.g. config/pretrain/demo.yaml)")
+    options.add_output_options(p, "folder", "run folder (with --resume: the run to continue)")
+    # batch sizes are per stage (stages.N.batch_size or tokens_per_step), so no single --batch-size
+    options.add_compute_options(p, dtype=None, defaults_from="the config",
+                                flags=("--device", "--dtype", "--threads", "--no-progress"))
     p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.ckpt")
-    p.add_argument("--overwrite", action="store_true",
-                   help="start afresh even if --out holds a run (its checkpoints, metrics and curves are deleted)")
     p.add_argument("--check", action="store_true", help="validate the config (and data splits) and exit")
 
 
 def run(args) -> int:
     from dnalm.pretrain_config import load_config
 
-    cfg = load_config(args.config, args.overrides)
+    compute = {"threads": "trainer.threads", "progress": "trainer.progress_bar",
+               "accelerator": "trainer.accelerator", "precision": "trainer.precision"}
+    cfg = load_config(args.config, list(args.set) + options.training_overrides(args, compute))
     if args.check:
         from dnalm.pretrain import PretrainDataModule
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dnalm.commands import options
+
 
 def add_arguments(p) -> None:
-    p.add_argument("--out", required=True, help="report.md (report.html is written beside it)")
+    options.add_output_options(p, "file", "report.md (report.html is written beside it)")
     p.add_argument("--title", default="dnalm report")
     p.add_argument(
         "--section", action="append", default=[], metavar="TITLE=FILE[,FILE...]",

@@ -7,17 +7,19 @@ kept. `.vcf.gz` output is bgzipped and tabix-indexed; `.tsv` output is the score
 
 from __future__ import annotations
 
+from dnalm.commands import options
+
 
 def add_arguments(p) -> None:
-    p.add_argument("--model", required=True, help="model directory (save_pretrained / dnalm pretrain output)")
+    options.add_model_options(p, batch_size=32, batch_help="variant windows per forward pass")
     p.add_argument("--fasta", required=True, help="reference genome FASTA (plain or bgzip, indexed)")
     p.add_argument(
         "--vcf", required=True, help="variants: VCF, VCF.gz, BCF, or a TSV/CSV with chrom, pos, ref, alt"
     )
-    p.add_argument("--out", required=True, help="output: OUT.vcf, OUT.vcf.gz (bgzip + .tbi) or OUT.tsv")
+    options.add_output_options(p, "file", "output file: OUT.vcf, OUT.vcf.gz (bgzip + .tbi) or OUT.tsv")
     p.add_argument(
         "--window",
-        type=int,
+        type=options.positive_int,
         default=None,
         help="bases per REF/ALT window, centred on the variant (default 1024, capped by the model)",
     )
@@ -38,8 +40,6 @@ def add_arguments(p) -> None:
         help="also score with a fine-tuned model directory (dnalm finetune output): INFO DNALM_HEAD = "
         "prediction(ALT) - prediction(REF)",
     )
-    p.add_argument("--batch-size", type=int, default=32, help="variant windows per forward pass (default 32)")
-    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument(
         "--no-reuse-prefix",
         action="store_true",
@@ -48,21 +48,17 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--strict", action="store_true", help="stop with an error at the first variant that cannot be scored"
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
     import logging
 
-    import torch
-
     from dnalm.io.genome import Genome
-    from dnalm.models import load_model
     from dnalm.variants import score_variants_to_file
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_model(args.model, device=device)
+    device, dtype = options.setup_compute(args)
+    model = options.load_model(args, device, dtype)
     head = None
     if args.head:
         from finetune.heads import SequenceModel
@@ -78,7 +74,7 @@ def run(args) -> int:
         scores=args.scores,
         batch_size=args.batch_size,
         reuse_prefix=not args.no_reuse_prefix,
-        progress=not args.no_progress,
+        progress=options.progress(args),
         strict=args.strict,
         model_name=str(args.model),
         head=head,

@@ -4,11 +4,13 @@ each score for separating each class from the others (damaging classes are expec
 
 from __future__ import annotations
 
+from dnalm.commands import options
+
 
 def add_arguments(p) -> None:
     p.add_argument("--vcf", required=True, help="VCF written by dnalm score-variants")
     p.add_argument("--label-info", default="CSQ", help="INFO key holding a class label (default CSQ; absent is fine)")
-    p.add_argument("--out", required=True, help="summary TSV")
+    options.add_output_options(p, "file", "summary TSV")
 
 
 def run(args) -> int:

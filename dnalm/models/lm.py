@@ -84,7 +84,7 @@ class LMConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict, source: str = "config") -> "LMConfig":
+    def from_dict(cls, d: dict, source: str = "config") -> LMConfig:
         """Strict: an unknown key is an error naming it."""
         from dnalm.errors import ConfigError
 
@@ -455,6 +455,12 @@ class DNALM(nn.Module):
             self.lm_head = head
 
     # ------------------------------------------------------------------ persistence
+    @classmethod
+    def from_pretrained(cls, source: str | os.PathLike, device: str | torch.device = "cpu",
+                        dtype: torch.dtype | None = None) -> DNALM:
+        """A model folder (or a preset name) through :func:`load_model`, as in Hugging Face transformers."""
+        return load_model(source, device=device, dtype=dtype)
+
     def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None) -> Path:
         """Write ``config.json``, ``model.safetensors`` and ``tokenizer.json`` into ``directory`` (atomically)."""
         from safetensors.torch import save_model
@@ -510,12 +516,21 @@ def read_model_config(directory: str | os.PathLike) -> tuple[LMConfig, dict]:
 
 
 def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> DNALM:
-    """Load a model saved with :meth:`DNALM.save_pretrained` (safetensors only, never pickle)."""
+    """Load a model saved with :meth:`DNALM.save_pretrained` (safetensors only, never pickle).
+
+    Args:
+        directory: a model folder, or a preset name (see ``PRESETS``: a freshly initialised model).
+        device / dtype: where and in which dtype the model is put (eval mode).
+    """
     from safetensors.torch import load_model as st_load
 
     from dnalm.errors import InputError
     from dnalm.tokenizer import DNATokenizer
 
+    if not Path(directory).exists() and str(directory) in PRESETS:
+        return build_model(str(directory)).to(device=device, dtype=dtype).eval()
+    if not Path(directory).exists():
+        raise InputError(f"model {str(directory)!r}: no such folder, and not a preset ({', '.join(PRESETS)})")
     directory = Path(directory)
     cfg, _ = read_model_config(directory)
     weights = directory / "model.safetensors"

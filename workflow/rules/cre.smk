@@ -26,7 +26,7 @@ rule finetune_generator:
         "logs/finetune_generator.log",
     shell:
         "dnalm finetune-generator --model {params.model} --data {input.table} --sequence-column {params.seqcol} "
-        "{params.table_options} --property-columns {params.props} --bins {params.bins} {params.edges} "
+        "{params.table_options} --property-columns {params.props} --set n_bins={params.bins} {params.edges} "
         "--out {params.outdir} --threads {threads} --no-progress {params.extra} > {log} 2>&1"
 
 
