@@ -27,15 +27,13 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import json
 
-    from finetune.config import apply_overrides
     from finetune.lightning import FinetuneConfig, finetune
     from finetune.tasks import load_task
 
-    cfg = options.load_settings(FinetuneConfig, args, options.training_overrides(args, COMPUTE_KEYS))
-    if args.pooling:
-        cfg = apply_overrides(cfg, [f"pooling={args.pooling}"])
-    if args.freeze_backbone:
-        cfg = apply_overrides(cfg, ["freeze_backbone=true"])
+    extra = options.training_overrides(args, COMPUTE_KEYS)
+    extra += [f"pooling={args.pooling}"] if args.pooling else []
+    extra += ["freeze_backbone=true"] if args.freeze_backbone else []
+    cfg = options.load_settings(FinetuneConfig, args, extra)
     task = load_task(args.task)
     print(task.report(), flush=True)
     result = finetune(args.model, task, cfg, out_dir=args.out)

@@ -227,17 +227,16 @@ def load_model(args, device: str | None = None, dtype=None, heads: bool = False)
 
 
 def load_settings(cls, args, extra: list[str] | None = None):
-    """A settings dataclass from ``--config FILE`` (strict: unknown keys are errors) and ``--set`` items.
+    """A settings dataclass from ``--config FILE`` and ``--set`` items through the one loader (:mod:`dnalm.config`).
 
     Args:
         cls: the settings dataclass.
         extra: ``key=value`` items applied last (the compute flags, see :func:`training_overrides`).
     """
-    from finetune.config import apply_overrides, from_dict, load_yaml
+    from dnalm.config import load_config
 
-    config = getattr(args, "config", None)
-    cfg = from_dict(cls, load_yaml(config), source=config) if config else cls()
-    return apply_overrides(cfg, list(getattr(args, "set", []) or []) + list(extra or []))
+    sets = list(getattr(args, "set", []) or []) + list(extra or [])
+    return load_config(cls, getattr(args, "config", None), sets)
 
 
 def nested_overrides(items: list[str]) -> dict:
