@@ -22,6 +22,7 @@ _EXPORTS: dict[str, str] = {
     "build_model": "dnalm.models",
     "load_model": "dnalm.models",
     "LMConfig": "dnalm.models",
+    "import_model": "dnalm.models.importers",
     "DnalmError": "dnalm.errors",
     "InputError": "dnalm.errors",
     "ConfigError": "dnalm.errors",

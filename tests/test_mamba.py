@@ -92,10 +92,11 @@ def test_cached_steps_equal_full_forward(prefix):
     x = torch.randn(2, 14, 16, dtype=torch.float64)
     full = m(x)
     state = m.allocate_state(2)
-    assert state["conv_state"].device == m.in_proj.weight.device
+    assert state.conv_state.device == m.in_proj.weight.device
     outs = [m(x[:, :prefix], state)] if prefix else []
     outs += [m(x[:, t : t + 1], state) for t in range(prefix, 14)]
     torch.testing.assert_close(torch.cat(outs, 1), full, rtol=1e-10, atol=1e-10)
+    assert state.pos == 14
 
 
 def test_causal_and_dt_rank():

@@ -1,4 +1,4 @@
-"""Model stack: one causal LM over Hyena, Mamba2 and attention mixers (imports only torch)."""
+"""Model stack: one LM over Hyena, Mamba, Mamba2 and attention mixers, causal or bidirectional (imports only torch)."""
 
 from dnalm.models.cache import InferenceCache
 from dnalm.models.lm import (
@@ -21,6 +21,9 @@ def __getattr__(name):
         "ssd_chunked": "dnalm.models.mamba2", "ssd_recurrent": "dnalm.models.mamba2",
         "HyenaOperator": "dnalm.models.hyena", "HyenaConfig": "dnalm.models.hyena", "fftconv": "dnalm.models.hyena",
         "Attention": "dnalm.models.attention", "AttentionConfig": "dnalm.models.attention",
+        "Mamba": "dnalm.models.mamba", "MambaConfig": "dnalm.models.mamba",
+        "import_model": "dnalm.models.importers", "detect_format": "dnalm.models.importers",
+        "export_mamba_ssm": "dnalm.models.mamba_ssm_format",
     }
     if name in lazy:
         import importlib

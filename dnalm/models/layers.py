@@ -10,7 +10,7 @@ from dnalm.errors import ConfigError
 
 
 class RMSNorm(nn.Module):
-    """Root-mean-square norm with a learned scale (computed in float32)."""
+    """Root-mean-square norm with a learned scale (computed in float32 at least)."""
 
     def __init__(self, dim: int, eps: float = 1e-5):
         super().__init__()
@@ -19,9 +19,10 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = x.dtype
-        x = x.float()
+        cdt = torch.promote_types(dtype, torch.float32)  # float32 at least; float64 stays float64
+        x = x.to(cdt)
         x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-        return (x * self.weight.float()).to(dtype)
+        return (x * self.weight.to(cdt)).to(dtype)
 
 
 def make_norm(kind: str, dim: int, eps: float) -> nn.Module:

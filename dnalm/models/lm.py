@@ -24,7 +24,8 @@ from dnalm.models.attention import Attention, AttentionConfig
 from dnalm.models.cache import InferenceCache
 from dnalm.models.layers import GatedMlp, Mlp, make_norm
 
-MIXERS = ("hyena", "mamba2", "attention")
+MIXERS = ("hyena", "mamba2", "mamba", "attention")
+KINDS = ("causal", "masked")  # next-token LMs; bidirectional masked LMs (Caduceus)
 CONFIG_FORMAT_VERSION = 1
 
 
@@ -36,7 +37,8 @@ class LMConfig:
     n_layer: int = 8  # number of blocks (mixer + MLP)
     vocab_size: int = 12  # tokenizer size (12 base tokens + condition tokens)
     pad_vocab_size_multiple: int = 8  # embedding rows rounded up to a multiple of this (HyenaDNA: 8)
-    mixer: str = "mamba2"  # mixer of every layer not listed in attn_layer_idx: hyena | mamba2 | attention
+    kind: str = "causal"  # causal (next-token LM) | masked (bidirectional masked LM, e.g. Caduceus)
+    mixer: str = "mamba2"  # mixer of every layer not listed in attn_layer_idx: hyena | mamba2 | mamba | attention
     attn_layer_idx: list[int] = field(default_factory=list)  # layers that use attention (HybriDNA: 4, 12, 20, ...)
     mlp: str = "gated"  # gated (SwiGLU) | plain (fc1-GELU-fc2, HyenaDNA) | none
     d_intermediate: int = 0  # MLP hidden width; 0 = 4*d_model (plain) or 2*d_model (gated)
@@ -51,6 +53,8 @@ class LMConfig:
     gradient_checkpointing: bool = False  # recompute blocks in backward to save memory
     hyena: dict = field(default_factory=dict)  # HyenaConfig fields (dnalm.models.hyena)
     mamba2: dict = field(default_factory=dict)  # Mamba2Config fields (dnalm.models.mamba2)
+    mamba: dict = field(default_factory=dict)  # MambaConfig fields (dnalm.models.mamba, Mamba v1)
+    bidirectional: dict = field(default_factory=dict)  # masked kind: BidirectionalConfig (dnalm.models.caduceus)
     attention: dict = field(default_factory=dict)  # AttentionConfig fields (dnalm.models.attention)
 
     def __post_init__(self):
@@ -58,6 +62,10 @@ class LMConfig:
 
         if self.mixer not in MIXERS:
             raise ConfigError(f"mixer: {self.mixer!r} is not one of {', '.join(MIXERS)}")
+        if self.kind not in KINDS:
+            raise ConfigError(f"kind: {self.kind!r} is not one of {', '.join(KINDS)}")
+        if self.kind == "causal" and self.bidirectional:
+            raise ConfigError("bidirectional: settings only apply to kind 'masked'")
         if self.mlp not in ("gated", "plain", "none"):
             raise ConfigError(f"mlp: {self.mlp!r} is not one of gated, plain, none")
         if self.norm not in ("rmsnorm", "layernorm"):
@@ -74,6 +82,25 @@ class LMConfig:
     def layer_pattern(self) -> list[str]:
         """Mixer name of each layer."""
         return ["attention" if i in self.attn_layer_idx else self.mixer for i in range(self.n_layer)]
+
+    @property
+    def bidi(self):
+        """The typed :class:`~dnalm.models.caduceus.BidirectionalConfig` of a masked model (None if causal)."""
+        if self.kind != "masked":
+            return None
+        from dnalm.errors import ConfigError
+        from dnalm.models.caduceus import BidirectionalConfig
+
+        try:
+            return BidirectionalConfig(**self.bidirectional)
+        except TypeError as exc:
+            raise ConfigError(f"bidirectional: {exc}") from None
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of the hidden states: d_model, or 2 * d_model for an RC-equivariant (RCPS) model."""
+        bidi = self.bidi
+        return 2 * self.d_model if bidi is not None and bidi.rcps else self.d_model
 
     @property
     def padded_vocab_size(self) -> int:
@@ -155,6 +182,15 @@ class LMOutput:
 
 
 def _make_mixer(kind: str, cfg: LMConfig, layer_idx: int) -> nn.Module:
+    if cfg.kind == "masked":  # forward + reversed pass of the same mixer
+        from dnalm.models.caduceus import BidirectionalMixer
+
+        bidi = cfg.bidi
+        return BidirectionalMixer(lambda: _causal_mixer(kind, cfg, layer_idx), bidi.strategy, bidi.weight_tie)
+    return _causal_mixer(kind, cfg, layer_idx)
+
+
+def _causal_mixer(kind: str, cfg: LMConfig, layer_idx: int) -> nn.Module:
     from dnalm.errors import ConfigError
 
     def sub(dc, values, what):
@@ -169,6 +205,10 @@ def _make_mixer(kind: str, cfg: LMConfig, layer_idx: int) -> nn.Module:
         from dnalm.models.mamba2 import Mamba2, Mamba2Config
 
         return Mamba2(cfg.d_model, layer_idx=layer_idx, config=sub(Mamba2Config, cfg.mamba2, "mamba2"))
+    if kind == "mamba":
+        from dnalm.models.mamba import Mamba, MambaConfig
+
+        return Mamba(cfg.d_model, layer_idx=layer_idx, config=sub(MambaConfig, cfg.mamba, "mamba"))
     if kind == "hyena":
         from dnalm.models.hyena import HyenaConfig, HyenaOperator
 
@@ -193,8 +233,18 @@ class Block(nn.Module):
             hidden = cfg.d_intermediate or (4 * cfg.d_model if cfg.mlp == "plain" else 2 * cfg.d_model)
             self.mlp = Mlp(cfg.d_model, hidden) if cfg.mlp == "plain" else GatedMlp(cfg.d_model, hidden)
         self.drop = nn.Dropout(cfg.dropout)
+        bidi = cfg.bidi
+        self.rcps = bool(bidi and bidi.rcps)  # RC-equivariant: the same block on both strands' halves
+        self.half_swap = bool(bidi and bidi.half_swap)
 
     def forward(self, h: torch.Tensor, state: dict | None = None) -> torch.Tensor:
+        if self.rcps:
+            from dnalm.models.caduceus import rcps_apply, swap_halves
+
+            return rcps_apply(self._residual, swap_halves(h) if self.half_swap else h)
+        return self._residual(h, state)
+
+    def _residual(self, h: torch.Tensor, state: dict | None = None) -> torch.Tensor:
         h = h + self.drop(self.mixer(self.norm1(h), state))
         if self.mlp is not None:
             h = h + self.drop(self.mlp(self.norm2(h)))
@@ -217,10 +267,26 @@ class Backbone(nn.Module):
 
     def __init__(self, cfg: LMConfig):
         super().__init__()
-        self.embeddings = Embeddings(cfg.padded_vocab_size, cfg.d_model)
+        bidi = cfg.bidi
+        self.rcps = bool(bidi and bidi.rcps)
+        if self.rcps:
+            from dnalm.models.caduceus import RCPSEmbedding, default_complement_map
+
+            cmap = bidi.complement_map or default_complement_map(cfg.padded_vocab_size)
+            self.embeddings = RCPSEmbedding(cfg.padded_vocab_size, cfg.d_model, cmap)
+        else:
+            self.embeddings = Embeddings(cfg.padded_vocab_size, cfg.d_model)
         self.drop = nn.Dropout(cfg.embed_dropout)
         self.layers = nn.ModuleList(Block(cfg, i, kind) for i, kind in enumerate(cfg.layer_pattern))
         self.ln_f = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
+
+    def final_norm(self, h: torch.Tensor) -> torch.Tensor:
+        """ln_f, on each strand's half for an RCPS model."""
+        if self.rcps:
+            from dnalm.models.caduceus import rcps_apply
+
+            return rcps_apply(self.ln_f, h)
+        return self.ln_f(h)
 
 
 class DNALM(nn.Module):
@@ -260,6 +326,16 @@ class DNALM(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.lm_head.weight.dtype
 
+    @property
+    def is_bidirectional(self) -> bool:
+        """A masked (bidirectional) LM: no next-token logits, no generation, masked-marginal variant scores."""
+        return self.config.kind == "masked"
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of :meth:`embed`'s features (2 * d_model for an RC-equivariant model)."""
+        return self.config.hidden_size
+
     def num_parameters(self, trainable_only: bool = False) -> int:
         """Parameter count (tied weights counted once)."""
         seen, n = set(), 0
@@ -294,6 +370,8 @@ class DNALM(nn.Module):
         """Final normed hidden states (B, T, d_model); with ``cache`` the ids continue the cached sequence."""
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
+        if cache is not None and self.is_bidirectional:
+            raise ValueError("a bidirectional (masked) model reads whole sequences; it has no inference cache")
         T = input_ids.shape[1]
         offset = cache.seqlen_offset if cache is not None else 0
         if offset + T > self.config.max_length:
@@ -311,7 +389,7 @@ class DNALM(nn.Module):
                 h = checkpoint(layer, h, use_reentrant=False)
             else:
                 h = layer(h, state)  # a mixer with a state advances its ``pos`` (the cache's offset)
-        return self.backbone.ln_f(h)
+        return self.backbone.final_norm(h)
 
     def forward(
         self,
@@ -321,21 +399,31 @@ class DNALM(nn.Module):
         num_last_tokens: int = 0,
         return_hidden: bool = False,
     ) -> LMOutput:
-        """Next-token logits (and loss).
+        """Next-token logits (and loss); for a masked model, the token logits at every position.
 
         Args:
             input_ids: (B, T) token ids.
             labels: (B, T) targets aligned with ``input_ids`` (shifted inside: position t predicts t+1);
-                -100 and [PAD] are ignored.
+                -100 and [PAD] are ignored. Masked model: no shift, loss over the positions not -100.
             cache: inference cache to continue from (updated in place).
             num_last_tokens: if > 0, logits only for the last positions (saves memory in decoding).
             return_hidden: also return the final hidden states.
         """
         h = self.hidden(input_ids, cache)
         hh = h[:, -num_last_tokens:] if num_last_tokens > 0 else h
-        logits = self.lm_head(hh)[..., : self.config.vocab_size]
+        if self.backbone.rcps:
+            from dnalm.models.caduceus import rcps_logits
+
+            logits = rcps_logits(hh, self.lm_head.weight, self.backbone.embeddings.complement_map)
+        else:
+            logits = self.lm_head(hh)
+        logits = logits[..., : self.config.vocab_size]
         loss = None
-        if labels is not None:
+        if labels is not None and self.is_bidirectional:
+            from dnalm.models.caduceus import masked_lm_loss
+
+            loss = masked_lm_loss(logits, labels)
+        elif labels is not None:
             from dnalm.training import next_token_loss
 
             if num_last_tokens:
@@ -344,8 +432,9 @@ class DNALM(nn.Module):
         return LMOutput(logits=logits, loss=loss, hidden_states=h if return_hidden else None)
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Final hidden states (B, L, d_model) for heads. The model is causal, so right padding does not change
-        the states of real tokens; ``attention_mask`` is accepted for a uniform interface."""
+        """Final hidden states (B, L, hidden_size) for heads. A causal model's real tokens do not see right
+        padding; a bidirectional one's do (embed unpadded or equal-length batches); ``attention_mask`` is accepted
+        for a uniform interface."""
         return self.hidden(input_ids)
 
     # ------------------------------------------------------------------ cache + generation
@@ -390,6 +479,13 @@ class DNALM(nn.Module):
         """
         from dnalm.tokenizer import PAD_ID
 
+        if self.is_bidirectional:
+            from dnalm.errors import DnalmError
+
+            raise DnalmError(
+                "this is a bidirectional masked language model (e.g. Caduceus); it cannot generate sequences "
+                "left to right. Use a causal model (HyenaDNA, Mamba, Mamba2, hybrids) to generate."
+            )
         if generator is None and seed is not None:
             generator = torch.Generator(device="cpu").manual_seed(seed)
         was_training = self.training
@@ -507,9 +603,10 @@ def build_model(config: str | LMConfig | dict = "hybridna-tiny", tokenizer=None,
 
 def read_model_config(directory: str | os.PathLike) -> tuple[LMConfig, dict]:
     """Config (and the json's ``extra`` dict) of a saved model directory."""
+    from dnalm.models.importers import dnalm_folder
     from dnalm.utils import read_model_json
 
-    directory = Path(directory)
+    directory = dnalm_folder(directory)
     path = directory / "config.json"
     meta = read_model_json(path, {"model_type": "dnalm"}, f"{directory}: not a dnalm model directory (no config.json)")
     return LMConfig.from_dict(meta["config"], source=str(path)), meta.get("extra", {})
@@ -531,7 +628,9 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu",
         return build_model(str(directory)).to(device=device, dtype=dtype).eval()
     if not Path(directory).exists():
         raise InputError(f"model {str(directory)!r}: no such folder, and not a preset ({', '.join(PRESETS)})")
-    directory = Path(directory)
+    from dnalm.models.importers import dnalm_folder
+
+    directory = dnalm_folder(directory)  # an importable checkpoint is converted once (cached)
     cfg, _ = read_model_config(directory)
     weights = directory / "model.safetensors"
     if not weights.exists():

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dnalm.errors import ConfigError
+from dnalm.models.cache import MixerState
 
 # Optional fused kernels; the pure-PyTorch path below is used whenever one is missing.
 try:  # pragma: no cover - needs the `cuda` extra
@@ -221,6 +222,14 @@ def selective_scan_chunked(
 # ---------------------------------------------------------------------------------------------------------------
 
 
+@dataclass(kw_only=True)
+class MambaState(MixerState):
+    """Inference state of one Mamba mixer (constant size)."""
+
+    conv_state: torch.Tensor  # (B, d_inner, d_conv) last d_conv inputs of the conv, newest last
+    ssm_state: torch.Tensor  # (B, d_inner, d_state) SSM state, float32 at least
+
+
 class Mamba(nn.Module):
     """Mamba (v1) mixer: in_proj -> [x, z], causal conv + SiLU, x_proj -> [dt, B, C], selective scan, out_proj."""
 
@@ -268,7 +277,7 @@ class Mamba(nn.Module):
 
     # -- inference state ------------------------------------------------------------------------------------
 
-    def allocate_state(self, batch_size: int, max_length: int = 0, device=None, dtype=None) -> dict:
+    def allocate_state(self, batch_size: int, max_length: int = 0, device=None, dtype=None) -> MambaState:
         """Empty inference state (its size does not depend on ``max_length``).
 
         Args:
@@ -278,40 +287,38 @@ class Mamba(nn.Module):
             dtype: dtype of the conv state, default the parameters'; the SSM state is float32 at least.
 
         Returns:
-            ``{"conv_state": (B, d_inner, d_conv) last d_conv conv inputs, newest last,
-            "ssm_state": (B, d_inner, d_state)}``, zeros.
+            A :class:`MambaState` of zeros.
         """
         device = self.in_proj.weight.device if device is None else device
         dtype = self.in_proj.weight.dtype if dtype is None else dtype
-        return {
-            "conv_state": torch.zeros(batch_size, self.d_inner, self.d_conv, device=device, dtype=dtype),
-            "ssm_state": torch.zeros(
-                batch_size, self.d_inner, self.d_state, device=device, dtype=_compute_dtype(dtype)
-            ),
-        }
+        return MambaState(
+            conv_state=torch.zeros(batch_size, self.d_inner, self.d_conv, device=device, dtype=dtype),
+            ssm_state=torch.zeros(batch_size, self.d_inner, self.d_state, device=device, dtype=_compute_dtype(dtype)),
+        )
 
     # -- forward ----------------------------------------------------------------------------------------------
 
     def _use_kernels(self, x: torch.Tensor) -> bool:
         return self.config.use_kernels and x.is_cuda and x.dtype != torch.float64 and kernels_available()
 
-    def forward(self, x: torch.Tensor, state: dict | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, state: MambaState | None = None) -> torch.Tensor:
         """Mix a sequence, or continue one from an inference state.
 
         Args:
             x: (B, T, d_model).
-            state: None for a whole sequence; else a dict from :meth:`allocate_state` that has seen the tokens
-                before ``x``, updated in place. T = 1 is one O(1) recurrent step; T > 1 a chunked scan from it.
+            state: None for a whole sequence; else a :class:`MambaState` that has seen the tokens before ``x``,
+                updated in place (``pos`` advances by T). T = 1 is one O(1) recurrent step; T > 1 a chunked scan.
 
         Returns:
             (B, T, d_model).
         """
         if state is not None:
-            if state["ssm_state"].shape[0] != x.shape[0]:
+            if state.ssm_state.shape[0] != x.shape[0]:
                 raise ValueError(
-                    f"Mamba layer {self.layer_idx}: state has batch {state['ssm_state'].shape[0]}, "
+                    f"Mamba layer {self.layer_idx}: state has batch {state.ssm_state.shape[0]}, "
                     f"input has batch {x.shape[0]}"
                 )
+            state.pos += x.shape[1]
             if x.shape[1] == 1:
                 return self._step(x, state)
         fast = self._use_kernels(x) and state is None  # the fused scan takes no initial state
@@ -342,19 +349,19 @@ class Mamba(nn.Module):
                 C,
                 D=self.D,
                 z=z,
-                initial_state=None if state is None else state["ssm_state"],
+                initial_state=None if state is None else state.ssm_state,
                 return_final_state=state is not None,
                 chunk_size=self.config.chunk_size,
             )
             if state is not None:
                 y, final = out
-                state["ssm_state"] = final.to(state["ssm_state"].dtype)
+                state.ssm_state = final.to(state.ssm_state.dtype)
             else:
                 y = out
         return self.out_proj(y.to(x.dtype))
 
-    def _conv(self, xs: torch.Tensor, state: dict | None, fast: bool) -> torch.Tensor:
-        """Depthwise causal conv + SiLU over (B, T, D), continuing from ``state['conv_state']`` if given."""
+    def _conv(self, xs: torch.Tensor, state: MambaState | None, fast: bool) -> torch.Tensor:
+        """Depthwise causal conv + SiLU over (B, T, D), continuing from ``state.conv_state`` if given."""
         length, k = xs.shape[1], self.d_conv
         if fast:  # pragma: no cover - needs CUDA and causal_conv1d
             out = causal_conv1d_fn(
@@ -363,20 +370,20 @@ class Mamba(nn.Module):
             return out.transpose(1, 2)
         u = xs.transpose(1, 2)  # (B, D, T)
         if state is not None:
-            prev = state["conv_state"].to(u.dtype)  # (B, D, d_conv)
+            prev = state.conv_state.to(u.dtype)  # (B, D, d_conv)
             u = torch.cat([prev[..., 1:], u], dim=-1)  # (B, D, d_conv - 1 + T)
-            state["conv_state"] = u[..., -k:].to(state["conv_state"].dtype).contiguous()  # T >= 1: k inputs
+            state.conv_state = u[..., -k:].to(state.conv_state.dtype).contiguous()  # T >= 1: k inputs
             out = F.conv1d(u, self.conv1d.weight.to(u.dtype), self.conv1d.bias, groups=self.d_inner)
         else:
             out = self.conv1d(u)[..., :length]  # zero-padded on both sides; keep the causal part
         return F.silu(out).transpose(1, 2)  # (B, T, D)
 
-    def _step(self, x: torch.Tensor, state: dict) -> torch.Tensor:
+    def _step(self, x: torch.Tensor, state: MambaState) -> torch.Tensor:
         """One token (B, 1, d_model) -> (B, 1, d_model); O(1) in the context length."""
         fast = self._use_kernels(x)
         xs, z = self.in_proj(x[:, 0]).chunk(2, dim=-1)  # (B, D) each
-        conv_state = torch.cat([state["conv_state"][..., 1:], xs[..., None].to(state["conv_state"].dtype)], -1)
-        state["conv_state"] = conv_state  # (B, D, d_conv)
+        conv_state = torch.cat([state.conv_state[..., 1:], xs[..., None].to(state.conv_state.dtype)], -1)
+        state.conv_state = conv_state  # (B, D, d_conv)
         xs = (conv_state * self.conv1d.weight.squeeze(1)).sum(-1)  # (B, D)
         if self.conv1d.bias is not None:
             xs = xs + self.conv1d.bias
@@ -385,19 +392,19 @@ class Mamba(nn.Module):
         dt = F.linear(dt, self.dt_proj.weight)  # (B, D)
         A = -torch.exp(self.A_log.float())  # (D, N)
         if fast:  # pragma: no cover - needs CUDA and mamba_ssm
-            ssm_state = state["ssm_state"].float().clone()  # updated in place by the kernel
+            ssm_state = state.ssm_state.float().clone()  # updated in place by the kernel
             y = selective_state_update(
                 ssm_state, xs, dt, A, B, C, self.D.float(), z=z, dt_bias=self.dt_proj.bias.float(), dt_softplus=True
             )
-            state["ssm_state"] = ssm_state.to(state["ssm_state"].dtype)
+            state.ssm_state = ssm_state.to(state.ssm_state.dtype)
         else:
             delta = F.softplus(dt + self.dt_proj.bias.to(dt.dtype))  # (B, D)
             y, final = selective_scan_recurrent(
                 xs[:, None], delta[:, None], A, B[:, None], C[:, None], D=self.D, z=z[:, None],
-                initial_state=state["ssm_state"], return_final_state=True,
+                initial_state=state.ssm_state, return_final_state=True,
             )
             y = y[:, 0]  # (B, D)
-            state["ssm_state"] = final.to(state["ssm_state"].dtype)
+            state.ssm_state = final.to(state.ssm_state.dtype)
         return self.out_proj(y.to(x.dtype))[:, None]  # (B, 1, d_model)
 
     def extra_repr(self) -> str:
