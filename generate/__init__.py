@@ -24,6 +24,7 @@ _EXPORTS: dict[str, str] = {
     "Constraints": "generate.sampling",
     "GenerationReport": "generate.sampling",
     "write_fasta": "generate.sampling",
+    "generate_to_fasta": "generate.batch",
     "read_fasta": "generate.sampling",
     "OracleCNN": "generate.oracle",
     "OracleConfig": "generate.oracle",

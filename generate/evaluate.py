@@ -47,6 +47,21 @@ def load_generated(path: str | os.PathLike) -> tuple[list[tuple[str, str, str]],
     return records, meta
 
 
+def condition_properties(generated: str | os.PathLike, spec=None) -> list[str]:
+    """The conditioned property names of a generated FASTA: from ``spec`` (a generator's
+    :class:`~generate.conditioning.ConditionSpec`) or else from the FASTA's sidecar JSON.
+
+    Raises:
+        DnalmError: neither holds a conditioning spec.
+    """
+    if spec is None:
+        _, meta = load_generated(generated)
+        spec = ConditionSpec.from_dict(meta["conditioning"]) if meta.get("conditioning") else None
+    if spec is None:
+        raise DnalmError("give --property-columns (no conditioning spec in the FASTA's sidecar JSON or --generator)")
+    return list(spec.names)
+
+
 def _groups(records) -> dict[str, list[int]]:
     groups: dict[str, list[int]] = {}
     for i, (_, desc, _) in enumerate(records):

@@ -230,6 +230,8 @@ def finetune_generator(
     from dnalm.utils import atomic_write
     from generate.data import split_indices
 
+    if getattr(model, "conditioning", None) is not None:
+        raise DnalmError("the model is already a conditional generator; fine-tune from the base model instead")
     cfg = config or GeneratorTrainConfig()
     if cfg.max_steps < 1 or cfg.batch_size < 1 or cfg.eval_every < 1:
         raise ConfigError("max_steps, batch_size and eval_every must be positive")

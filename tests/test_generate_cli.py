@@ -115,3 +115,46 @@ def test_parse_edges():
     for bad in (["a"], ["a="], ["a=1,x"]):
         with pytest.raises(ConfigError, match="--edges"):
             parse_edges(bad)
+
+
+def _without_timings(obj):
+    """The sidecar JSON without its wall-clock ``seconds`` entries (the only part that differs between runs)."""
+    if isinstance(obj, dict):
+        return {k: _without_timings(v) for k, v in obj.items() if k != "seconds"}
+    if isinstance(obj, list):
+        return [_without_timings(v) for v in obj]
+    return obj
+
+
+def test_python_call_gives_the_cli_bytes(table, generator, capsys):
+    """`dnalm generate` is generate.batch.generate_to_fasta: same seed and settings -> the same FASTA bytes."""
+    from generate.batch import condition_seed, generate_to_fasta
+    from generate.conditioning import load_generator
+
+    d, gen = table, generator[0]
+    rc = main(["generate", "--model", str(gen), "--condition", "activity=0", "--condition", "activity=2", "--num", "3",
+               "--seed", "5", "--gc-min", "0.1", "--forbid-motif", "AAAA,CCCC", "--out", str(d / "cli.fa"),
+               "--no-progress"])
+    assert rc == 0
+    records, meta = generate_to_fasta(
+        load_generator(gen), d / "py.fa", ["activity=0", "activity=2"], num=3, seed=5, gc_min=0.1,
+        forbid_motifs=["AAAA,CCCC"], progress=False, model_name=str(gen),
+    )
+    assert (d / "py.fa").read_bytes() == (d / "cli.fa").read_bytes()
+    cli_side = json.loads((d / "cli.fa.json").read_text())
+    assert _without_timings(json.loads((d / "py.fa.json").read_text())) == _without_timings(cli_side)
+    assert _without_timings(meta) == _without_timings(cli_side)
+    assert [r[0] for r in records] == [f"gen{i:06d}" for i in range(1, 7)]
+    assert meta["forbid_motifs"] == ["AAAA", "CCCC"]
+    # per-condition seeds: independent of each other, fixed by (seed, index)
+    assert condition_seed(5, 0) != condition_seed(5, 1) and condition_seed(5, 1) == condition_seed(5, 1)
+    assert condition_seed(None, 3) is None
+
+
+def test_refuses_to_condition_a_generator_twice(generator):
+    from dnalm.errors import DnalmError
+    from generate.conditioning import load_generator
+    from generate.training import finetune_generator
+
+    with pytest.raises(DnalmError, match="already a conditional generator"):
+        finetune_generator(load_generator(generator[0]), ["ACGT"] * 4, np.zeros((4, 1)), ["x"], "unused")

@@ -13,7 +13,7 @@ from dnalm.commands import options
 
 
 def add_arguments(p) -> None:
-    from generate.data import add_table_arguments
+    from dnalm.commands.table_options import add_table_arguments
 
     p.add_argument("--generated", required=True, help="FASTA from dnalm generate")
     p.add_argument("--oracle", required=True, help="oracle directory from dnalm train-oracle")
@@ -34,25 +34,17 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import dataclasses
 
+    from dnalm.commands.table_options import split_list, table_from_args
     from dnalm.errors import DnalmError
     from generate.conditioning import load_generator
-    from generate.data import split_list, table_from_args
-    from generate.evaluate import EvalConfig, evaluate_cre, load_generated
+    from generate.evaluate import EvalConfig, condition_properties, evaluate_cre
 
     options.setup_compute(args)
     cfg = dataclasses.replace(options.load_settings(EvalConfig, args), progress=options.progress(args))
     spec = None
     if args.generator:
         spec = load_generator(args.generator).conditioning
-    _, meta = load_generated(args.generated)
-    names = split_list(args.property_columns)
-    if not names:
-        from generate.conditioning import ConditionSpec
-
-        s = spec or (ConditionSpec.from_dict(meta["conditioning"]) if meta.get("conditioning") else None)
-        if s is None:
-            raise DnalmError("give --property-columns (no conditioning spec in the FASTA's sidecar JSON or --generator)")
-        names = s.names
+    names = split_list(args.property_columns) or condition_properties(args.generated, spec)
     reference = table_from_args(args, args.reference, names)
     print(reference.skip_summary())
     target_map = {}

@@ -14,7 +14,7 @@ from dnalm.commands import options
 
 
 def add_arguments(p) -> None:
-    from generate.data import add_table_arguments
+    from dnalm.commands.table_options import add_table_arguments
 
     options.add_model_options(p, help="pretrained model folder, importable checkpoint, or a preset name (random init)",
                               batch_size=None, batch_help="sequences per step", dtype=None,
@@ -50,8 +50,8 @@ def parse_edges(items: list[str]) -> dict[str, list[float]]:
 def run(args) -> int:
     import json
 
+    from dnalm.commands.table_options import split_list, table_from_args
     from generate.conditioning import load_generator
-    from generate.data import split_list, table_from_args
     from generate.training import GeneratorTrainConfig, finetune_generator
 
     device, _ = options.setup_compute(args)  # Lightning chooses the training device; the dtype stays float32
@@ -61,10 +61,6 @@ def run(args) -> int:
     table = table_from_args(args, args.data, props)
     print(table.skip_summary())
     model = load_generator(args.model, device=device)
-    if model.conditioning is not None:
-        from dnalm.errors import DnalmError
-
-        raise DnalmError(f"{args.model} is already a conditional generator; fine-tune from the base model instead")
     import dataclasses
 
     edges = {**cfg.edges, **parse_edges(args.edges)}

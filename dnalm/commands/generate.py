@@ -46,61 +46,19 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    import json
-
-    import numpy as np
-
-    from dnalm.errors import DnalmError
-    from dnalm.utils import atomic_write
-    from generate.conditioning import format_condition, load_generator
-    from generate.sampling import sample, write_fasta
+    from generate.batch import generate_to_fasta
+    from generate.conditioning import load_generator
 
     device, dtype = options.setup_compute(args)
     model = load_generator(args.model, device=device)
     if dtype is not None:
         model.to(dtype=dtype)
-    spec = model.conditioning
-    conditions = args.condition or [None]
-    if "all" in conditions:
-        if spec is None:
-            raise DnalmError("--condition all: the model has no condition tokens")
-        conditions = [format_condition(c) for c in spec.all_conditions()]
-    length = args.length
-    if length is None:
-        if spec is None or not spec.sequence_lengths[1]:
-            raise DnalmError("--length is required for a model without a recorded training length")
-        length = int(spec.sequence_lengths[1])
-    motifs = [m.strip() for item in args.forbid_motif for m in item.split(",") if m.strip()]
-    records, reports = [], []
-    for ci, cond in enumerate(conditions):
-        seed = None if args.seed is None else int(np.random.SeedSequence([args.seed, ci]).generate_state(1)[0] >> 1)
-        seqs, rep = sample(
-            model, cond, num=args.num, length=length, temperature=args.temperature, top_k=args.top_k,
-            top_p=args.top_p, seed=seed, batch_size=args.batch_size, gc_min=args.gc_min, gc_max=args.gc_max,
-            forbid_motifs=motifs, forbid_reverse_complement=args.forbid_reverse_complement, prompt=args.prompt,
-            beam_size=args.beam_size, guidance=args.guidance, max_tries=args.max_tries, return_report=True, progress=not args.no_progress,
-        )
-        for w in rep.warnings:
-            print(f"warning: {w}")
-        print(rep.summary())
-        reports.append(rep.to_dict())
-        for s in seqs:
-            gc = (s.count("G") + s.count("C")) / len(s)
-            desc = f"condition={rep.condition} " if rep.condition else ""
-            desc += f"guidance={args.guidance:g} " if args.guidance else ""
-            records.append((f"gen{len(records) + 1:06d}", f"{desc}length={len(s)} gc={gc:.3f}", s))
-    write_fasta(args.out, records)
-    meta = {
-        "model": str(args.model),
-        "conditioning": spec.to_dict() if spec is not None else None,
-        "length": length,
-        "settings": {k: getattr(args, k) for k in ("num", "temperature", "top_k", "top_p", "seed", "beam_size", "guidance",
-                                                   "gc_min", "gc_max", "prompt", "batch_size", "max_tries")},
-        "forbid_motifs": motifs,
-        "forbid_reverse_complement": args.forbid_reverse_complement,
-        "reports": reports,
-    }
-    with atomic_write(str(args.out) + ".json") as fh:
-        json.dump(meta, fh, indent=2)
+    records, _ = generate_to_fasta(
+        model, args.out, args.condition, num=args.num, length=args.length, temperature=args.temperature,
+        top_k=args.top_k, top_p=args.top_p, seed=args.seed, beam_size=args.beam_size, guidance=args.guidance,
+        gc_min=args.gc_min, gc_max=args.gc_max, forbid_motifs=args.forbid_motif,
+        forbid_reverse_complement=args.forbid_reverse_complement, prompt=args.prompt, batch_size=args.batch_size,
+        max_tries=args.max_tries, progress=not args.no_progress, model_name=str(args.model), echo=print,
+    )
     print(f"wrote {len(records)} sequences to {args.out} (+ {args.out}.json)")
     return 0

@@ -10,7 +10,7 @@ from dnalm.commands import options
 
 
 def add_arguments(p) -> None:
-    from generate.data import add_table_arguments
+    from dnalm.commands.table_options import add_table_arguments
 
     p.add_argument("--data", required=True, help="table (CSV/TSV, gzip ok) of sequences and measured values")
     add_table_arguments(p)
@@ -29,7 +29,7 @@ def run(args) -> int:
 
     import yaml
 
-    from generate.data import split_list, table_from_args
+    from dnalm.commands.table_options import split_list, table_from_args
     from generate.oracle import OracleTrainConfig, train_oracle
 
     options.setup_compute(args)
