@@ -288,6 +288,43 @@ class SequenceModel(nn.Module):
             logits_rc = logits_rc.gather(1, src[..., None].expand(-1, -1, logits_rc.shape[-1]))
         return 0.5 * (logits + logits_rc)
 
+    def forward_onehot(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` of a float one-hot batch, differentiable in ``x`` (for attributions).
+
+        Args:
+            x: (B, 4, L) one-hot columns (A, C, G, T; all-zero = N), or points between one-hot inputs.
+            mask: (B, L) 1 on real bases.
+
+        Returns:
+            The outputs of :meth:`forward` for the bases of ``x`` (equal to it on one-hot input).
+        """
+        logits = self._onehot_logits_one_strand(x, mask)
+        if not self.config.strand_average:
+            return logits
+        n = mask.long().sum(1, keepdim=True)  # (B, 1)
+        ar = torch.arange(x.shape[2], device=x.device)[None]
+        src = torch.where(ar < n, n - 1 - ar, ar)  # (B, L): rc position j reads base n-1-j
+        x_rc = x.gather(2, src[:, None].expand(-1, 4, -1)).flip(1) * mask[:, None].to(x.dtype)
+        logits_rc = self._onehot_logits_one_strand(x_rc, mask)
+        if self.per_token:
+            logits_rc = logits_rc.gather(1, src[..., None].expand(-1, -1, logits_rc.shape[-1]))
+        return 0.5 * (logits + logits_rc)
+
+    def _onehot_logits_one_strand(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        from dnalm.explain.targets import base_embeddings, base_ids, embeddings_replaced, scatter_bases
+
+        pooling = self.config.pooling
+        ids = torch.where(mask.bool(), base_ids(x, mask), torch.full_like(mask, PAD_ID, dtype=torch.long))
+        inputs = build_inputs(ids, mask, pooling)
+        emb = self.backbone.backbone.embeddings(inputs.input_ids)  # (B, T, d) special tokens and layout
+        first = 1 + torch.arange(x.shape[2], device=x.device)[None].expand(x.shape[0], -1)  # (B, L)
+        emb = scatter_bases(emb, first, base_embeddings(self.backbone, x), mask)
+        if pooling in ("echo", "rc_echo"):  # the second copy: x again, or its reverse complement
+            emb = scatter_bases(emb, inputs.positions, base_embeddings(self.backbone, x, complement=pooling == "rc_echo"), mask)
+        with embeddings_replaced(self.backbone, emb):
+            h = self.backbone.embed(inputs.input_ids, inputs.attention_mask)  # (B, T, d)
+        return self.head(pool_states(h, inputs, pooling, per_token=self.per_token))
+
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Task loss (regression targets are standardised with the head's target mean/std first)."""
         if self.config.kind == "regression":

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from dnalm.errors import DnalmError, InputError
+from dnalm.explain.motifs import read_motifs, scan_motifs
 from generate.conditioning import ConditionSpec, parse_condition_string
 from generate.data import PropertyTable
-from generate.metrics import diversity, kmer_divergence, nearest_distances, read_motifs, scan_motifs
+from generate.metrics import diversity, kmer_divergence, nearest_distances
 from generate.oracle import load_oracle, match_targets
 from generate.sampling import header_condition, read_fasta
 

@@ -1,23 +1,18 @@
-"""Metrics for generated CREs: edit-distance diversity and novelty, k-mer spectrum divergence, motif scanning.
+"""Metrics for generated CREs: edit-distance diversity and novelty, k-mer spectrum divergence.
 
 Edit distances use rapidfuzz's bit-parallel Levenshtein (C++); :func:`levenshtein_reference` is the plain
-dynamic programme the fast path is tested against. Motif scanning scores every position of both strands with all
-position weight matrices at once (one ``conv1d``); :func:`scan_reference` is the per-motif Biopython scan it is
-tested against.
+dynamic programme the fast path is tested against. Motif scanning is the project's one scanner,
+:mod:`dnalm.explain.motifs`.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from dnalm.errors import InputError
-from dnalm.io.compression import open_maybe_gzip
 
 # ------------------------------------------------------------------------------------------------- edit distance
 
@@ -168,140 +163,7 @@ def kmer_divergence(generated: Sequence[str], real: Sequence[str], k: int) -> fl
     return js_divergence(kmer_spectrum(generated, k), kmer_spectrum(real, k))
 
 
-# ------------------------------------------------------------------------------------------------------- motifs
-
-
-@dataclass
-class MotifSet:
-    """Position weight matrices (log-odds, bits) read from a JASPAR/TRANSFAC file."""
-
-    ids: list[str]  # matrix ids (e.g. MA0001.3)
-    names: list[str]  # TF names
-    tax_groups: list[str]  # JASPAR tax_group ('' if absent)
-    pwms: list[np.ndarray]  # each (4, width) log2 odds vs a uniform background, A/C/G/T rows
-    source: str = ""
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def subset(self, keep: Sequence[int]) -> MotifSet:
-        return MotifSet([self.ids[i] for i in keep], [self.names[i] for i in keep], [self.tax_groups[i] for i in keep],
-                        [self.pwms[i] for i in keep], self.source)
-
-
-def read_motifs(path: str | os.PathLike, tax_group: str | None = None, pseudocount: float = 0.5) -> MotifSet:
-    """Read count matrices from a TRANSFAC (JASPAR export) or JASPAR file (gzip ok) with Biopython.
-
-    Args:
-        path: motif file (``.transfac``/``.jaspar``, optionally ``.gz``); a directory picks the single motif file
-            in it.
-        tax_group: keep only JASPAR matrices of this tax group (e.g. ``fungi``, ``vertebrates``).
-        pseudocount: added to every count before the log-odds.
-
-    Returns:
-        A :class:`MotifSet` of log2-odds matrices against a uniform background.
-    """
-    from Bio import motifs
-
-    path = Path(path)
-    if path.is_dir():
-        files = [p for p in sorted(path.iterdir()) if any(x in p.name for x in (".transfac", ".jaspar", ".txt"))]
-        if len(files) != 1:
-            raise InputError(f"{path}: expected one motif file in the folder, found {[p.name for p in files]}")
-        path = files[0]
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    name = path.name.lower().removesuffix(".gz")
-    fmt = "transfac" if "transfac" in name or name.endswith(".dat") else "jaspar"
-    try:
-        with open_maybe_gzip(path, "rt") as fh:
-            recs = motifs.parse(fh, fmt, strict=False) if fmt == "transfac" else motifs.parse(fh, fmt)
-    except (ValueError, KeyError) as exc:
-        raise InputError(f"{path}: cannot parse as {fmt.upper()} motifs: {exc}") from None
-    ids, names, taxa, pwms = [], [], [], []
-    for i, m in enumerate(recs):
-        counts = np.array([m.counts[b] for b in "ACGT"], dtype=float)  # (4, W)
-        if counts.size == 0:
-            raise InputError(f"{path}: motif {i + 1} has no matrix rows")
-        tax = ""
-        cc = m.get("CC", []) if hasattr(m, "get") else []
-        for line in cc if isinstance(cc, list) else [cc]:
-            if str(line).startswith("tax_group:"):
-                tax = str(line).split(":", 1)[1]
-        if tax_group and tax != tax_group:
-            continue
-        freq = (counts + pseudocount) / (counts + pseudocount).sum(0, keepdims=True)
-        pwms.append(np.log2(freq / 0.25))
-        mid = m.get("AC") if hasattr(m, "get") else None
-        ids.append(str(mid or getattr(m, "matrix_id", None) or f"motif{i + 1}"))
-        names.append(str((m.get("ID") if hasattr(m, "get") else None) or getattr(m, "name", "") or ids[-1]))
-        taxa.append(tax)
-    if not ids:
-        raise InputError(f"{path}: no motifs{f' of tax group {tax_group!r}' if tax_group else ''}")
-    return MotifSet(ids, names, taxa, pwms, str(path))
-
-
-def _thresholds(motifs: MotifSet, relative: float) -> np.ndarray:
-    """Score threshold per motif: min + relative * (max - min) of its achievable scores."""
-    lo = np.array([p.min(0).sum() for p in motifs.pwms])
-    hi = np.array([p.max(0).sum() for p in motifs.pwms])
-    return lo + relative * (hi - lo)
-
-
-def scan_motifs(sequences: Sequence[str], motifs: MotifSet, relative_threshold: float = 0.85, batch_size: int = 256) -> np.ndarray:
-    """Hits of every motif in every sequence (both strands), vectorised as one conv1d over all matrices.
-
-    A hit is a window (fully inside the sequence) whose log-odds score reaches ``min + relative_threshold *
-    (max - min)`` of the motif's score range; a palindromic site counts once per strand.
-
-    Returns:
-        (n_sequences, n_motifs) int hit counts.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    from generate.oracle import one_hot
-
-    width = max(p.shape[1] for p in motifs.pwms)
-    w = np.zeros((len(motifs), 4, width), dtype=np.float32)
-    for i, p in enumerate(motifs.pwms):
-        w[i, :, : p.shape[1]] = p
-    mlen = torch.tensor([p.shape[1] for p in motifs.pwms])
-    thr = torch.from_numpy(_thresholds(motifs, relative_threshold)).float() - 1e-4
-    weight = torch.from_numpy(w)
-    rc_weight = weight.flip(1).flip(2)  # reverse complement: A<->T, C<->G by channel flip, positions reversed
-    # rc matrices are right-aligned after the flip; shift them left so both start at offset 0
-    rc = torch.zeros_like(rc_weight)
-    for i, L in enumerate(mlen.tolist()):
-        rc[i, :, :L] = rc_weight[i, :, width - L :]
-    hits = np.zeros((len(sequences), len(motifs)), dtype=np.int64)
-    for start in range(0, len(sequences), batch_size):
-        chunk = sequences[start : start + batch_size]
-        x = one_hot(chunk)  # (B, 4, Lmax), padding = zeros
-        lengths = torch.tensor([len(s) for s in chunk])
-        x = F.pad(x, (0, width))
-        for wmat in (weight, rc):
-            scores = F.conv1d(x, wmat)  # (B, M, Lmax + 1)
-            pos = torch.arange(scores.shape[-1])
-            inside = pos[None, None, :] + mlen[None, :, None] <= lengths[:, None, None]  # window within the sequence
-            hit = (scores >= thr[None, :, None]) & inside
-            hits[start : start + len(chunk)] += hit.sum(-1).numpy()
-    return hits
-
-
-def scan_reference(sequence: str, pwm: np.ndarray, threshold: float) -> int:
-    """Hits of one matrix on both strands by Biopython's PSSM scan (reference for :func:`scan_motifs`)."""
-    from Bio.motifs.matrix import PositionSpecificScoringMatrix
-    from Bio.Seq import Seq
-
-    pssm = PositionSpecificScoringMatrix("ACGT", {b: list(pwm[i]) for i, b in enumerate("ACGT")})
-    n = 0
-    for strand_seq in (sequence, str(Seq(sequence).reverse_complement())):
-        if len(strand_seq) < pssm.length:
-            continue
-        scores = np.atleast_1d(pssm.calculate(strand_seq))
-        n += int(np.sum(scores >= threshold - 1e-4))
-    return n
+# ------------------------------------------------------------------------------------------------------- k-mers
 
 
 def all_kmers(k: int) -> list[str]:

@@ -10,7 +10,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dnalm.errors import InputError
 from generate.conditioning import ConditionSpec
 from generate.data import PropertyTable
 from generate.metrics import (
@@ -22,9 +21,6 @@ from generate.metrics import (
     kmer_spectrum,
     levenshtein_reference,
     nearest_distances,
-    read_motifs,
-    scan_motifs,
-    scan_reference,
 )
 
 dna = st.text(alphabet="ACGT", max_size=40)
@@ -87,35 +83,6 @@ def test_kmer_spectrum_and_js_divergence():
     assert js_divergence(p, q) == pytest.approx(jensenshannon(p, q, base=2) ** 2)
     assert js_divergence(p, p) == pytest.approx(0.0)
     assert kmer_divergence(["AAAA"], ["CCCC"], 2) == pytest.approx(1.0)
-
-
-def test_motif_scan_matches_biopython(tmp_path):
-    rng = np.random.default_rng(0)
-    text = ""
-    for i, w in enumerate([4, 6, 9]):
-        text += f"AC  M{i}\nXX\nID  TF{i}\nXX\nP0      A      C      G      T\n"
-        counts = rng.integers(0, 20, size=(w, 4))
-        for r, row in enumerate(counts):
-            text += f"{r + 1:02d}      " + "      ".join(str(c) for c in row) + "\n"
-        text += f"XX\nCC  tax_group:{'fungi' if i else 'plants'}\nXX\n//\n"
-    path = tmp_path / "m.transfac"
-    path.write_text(text)
-    ms = read_motifs(path)
-    assert len(ms) == 3 and ms.names == ["TF0", "TF1", "TF2"] and ms.tax_groups == ["plants", "fungi", "fungi"]
-    assert len(read_motifs(path, tax_group="fungi")) == 2
-    seqs = ["".join(rng.choice(list("ACGT"), n)) for n in (3, 8, 40, 77)]
-    for thr in (0.6, 0.8):
-        hits = scan_motifs(seqs, ms, thr)
-        lo = np.array([p.min(0).sum() for p in ms.pwms])
-        hi = np.array([p.max(0).sum() for p in ms.pwms])
-        for m, pwm in enumerate(ms.pwms):
-            t = lo[m] + thr * (hi[m] - lo[m])
-            for s_i, s in enumerate(seqs):
-                assert hits[s_i, m] == scan_reference(s, pwm, t), (thr, m, s_i)
-    bad = tmp_path / "bad.transfac"
-    bad.write_text("AC  X\nP0 A C G T\n01 x y z w\n//\n")
-    with pytest.raises(InputError):
-        read_motifs(bad)
 
 
 def test_evaluate_cre_end_to_end(tmp_path):
