@@ -226,8 +226,8 @@ class SequenceModel(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.config = head
-        d_model = backbone.config.d_model
-        self.head = PredictionHead(d_model, head.num_outputs, head.hidden, head.dropout)
+        width = getattr(backbone, "hidden_size", backbone.config.d_model)  # 2 * d_model for an RC-equivariant model
+        self.head = PredictionHead(width, head.num_outputs, head.hidden, head.dropout)
         k = head.num_outputs
         if head.kind == "regression":
             mean = head.target_mean or [0.0] * k

@@ -51,7 +51,7 @@ def embed_sequences(
     was = backbone.training
     backbone.eval()
     device = next(backbone.parameters()).device
-    d = backbone.config.d_model
+    d = getattr(backbone, "hidden_size", backbone.config.d_model)
     pooled = np.zeros((len(sequences), d), dtype=dtype) if not per_token else None
     tokens: list[np.ndarray] = [None] * len(sequences)  # type: ignore[list-item]
     for b in tqdm(range(0, len(order), batch_size), desc="embed", disable=not progress, leave=False):

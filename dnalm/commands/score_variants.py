@@ -31,8 +31,9 @@ def add_arguments(p) -> None:
     )
     p.add_argument(
         "--scores",
-        default="llr,embedding_cosine",
-        help="comma-separated: llr, llr_sum, embedding_cosine (default llr,embedding_cosine)",
+        default=None,
+        help="comma-separated: llr, llr_sum, embedding_cosine (causal models), masked_marginal, embedding_cosine "
+        "(bidirectional models); default by model kind: llr,embedding_cosine or masked_marginal,embedding_cosine",
     )
     p.add_argument(
         "--head",

@@ -15,12 +15,15 @@ import numpy as np
 from dnalm.errors import InputError
 
 # score column -> VCF INFO ID (the keys are dnalm.variants.SCORE_NAMES)
-INFO_IDS = {"llr": "DNALM_LLR", "llr_sum": "DNALM_LLR_SUM", "embedding_cosine": "DNALM_EMB_COS"}
+INFO_IDS = {"llr": "DNALM_LLR", "llr_sum": "DNALM_LLR_SUM", "embedding_cosine": "DNALM_EMB_COS",
+            "masked_marginal": "DNALM_MASKED_MARGINAL"}
 STATUS_INFO_ID = "DNALM_STATUS"
 _INFO_DESCRIPTIONS = {
     "llr": "dnalm zero-shot log-likelihood ratio: mean per-token log-likelihood of the ALT window minus the REF "
     "window (equal-length windows centred on the variant; negative = ALT less likely)",
     "llr_sum": "dnalm log-likelihood ratio summed over the window (llr x window)",
+    "masked_marginal": "dnalm zero-shot masked marginal of a bidirectional model: log p(ALT) - log p(REF) at the "
+    "masked variant site(s) of the REF window (substitutions only)",
     "embedding_cosine": "dnalm embedding distance: 1 - cosine similarity of mean-pooled REF and ALT window embeddings",
 }
 

@@ -95,10 +95,11 @@ def ism(
 
     Each position is changed to each of A, C, G, T; the score is the mean per-token log-likelihood of the mutated
     sequence minus that of the original (over the whole scored context, flanks included), the reference base
-    scores exactly 0 (an N position has four scored changes).
+    scores exactly 0 (an N position has four scored changes). A bidirectional (masked) model scores instead the
+    masked marginal, log p(base) - log p(reference base) with the position masked (:mod:`dnalm.variants.masked`).
 
     Args:
-        model: a causal :class:`dnalm.models.DNALM`.
+        model: a :class:`dnalm.models.DNALM`, causal or bidirectional.
         sequence_or_region: a DNA string, a region ``"chr:start-end"`` (1-based inclusive), a
             :class:`Region` or a ``(chrom, start, end)`` tuple (0-based half-open); regions need ``genome``.
         genome: :class:`dnalm.Genome` or FASTA path for regions.
@@ -151,12 +152,19 @@ def ism(
         EvalMode(model),
         tqdm(total=(b - a) * len(strand_list), desc="ISM", unit="pos", disable=not progress) as bar,
     ):
+        one_strand = _ism_one_strand
+        if getattr(model, "is_bidirectional", False):  # masked LM: masked marginal per position
+            from dnalm.variants.masked import ism_masked_one_strand
+
+            def one_strand(model, ctx, a, b, batch_size, reuse_prefix, bar):
+                return ism_masked_one_strand(model, ctx, a, b, batch_size, bar)
+
         for strand in strand_list:
             if strand == "+":
-                results.append(_ism_one_strand(model, ctx, a, b, batch_size, reuse_prefix, bar))
+                results.append(one_strand(model, ctx, a, b, batch_size, reuse_prefix, bar))
             else:
                 rc = tok.reverse_complement(ctx)
-                res = _ism_one_strand(model, rc, T - b, T - a, batch_size, reuse_prefix, bar)
+                res = one_strand(model, rc, T - b, T - a, batch_size, reuse_prefix, bar)
                 results.append(res[::-1, ::-1].copy())  # back to + positions; A,C,G,T <-> T,G,C,A
     return np.mean(results, 0)
 

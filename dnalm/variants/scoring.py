@@ -33,7 +33,7 @@ from dnalm.variants.windows import WindowPair, make_pair, model_tokenizer, windo
 
 log = logging.getLogger(__name__)
 
-SCORE_NAMES = ("llr", "llr_sum", "embedding_cosine")
+SCORE_NAMES = ("llr", "llr_sum", "embedding_cosine", "masked_marginal")  # the last for bidirectional models
 DEFAULT_WINDOW = 1024
 
 
@@ -167,6 +167,10 @@ def _score_pairs(
 ) -> dict[str, np.ndarray]:
     """Scores of each pair (all windows of one length), in input order; the caller sets eval/inference mode."""
     n = len(pairs)
+    if getattr(model, "is_bidirectional", False):  # masked LM: masked marginal (dnalm.variants.masked)
+        from dnalm.variants.masked import score_pairs_masked
+
+        return score_pairs_masked(model, pairs, scores, batch_size, bar)
     out = {name: np.full(n, np.nan) for name in scores}
     if n == 0:
         return out
@@ -217,7 +221,7 @@ def score_sequence_pairs(
     model,
     ref_seqs: Sequence[str],
     alt_seqs: Sequence[str],
-    scores: Sequence[str] = ("llr", "embedding_cosine"),
+    scores: Sequence[str] | None = None,
     batch_size: int = 32,
     reuse_prefix: bool = True,
     progress: bool = False,
@@ -225,9 +229,10 @@ def score_sequence_pairs(
     """Scores of REF/ALT sequence pairs (each pair of equal length; all pairs one length).
 
     Args:
-        model: a causal :class:`dnalm.models.DNALM`.
+        model: a :class:`dnalm.models.DNALM` (causal, or bidirectional: see :func:`scores_for_model`).
         ref_seqs, alt_seqs: DNA strings, pairwise of equal length.
-        scores: any of ``llr``, ``llr_sum``, ``embedding_cosine``.
+        scores: any of ``llr``, ``llr_sum``, ``embedding_cosine`` (causal) or ``masked_marginal``,
+            ``embedding_cosine`` (bidirectional); None = the model kind's default.
         batch_size: pairs per forward pass.
         reuse_prefix: run the shared prefix once (inference cache) instead of both full sequences.
         progress: show a tqdm bar.
@@ -235,7 +240,7 @@ def score_sequence_pairs(
     Returns:
         ``{score name: (n,) float64 array}``.
     """
-    scores = check_scores(scores)
+    scores = scores_for_model(model, scores)
     if len(ref_seqs) != len(alt_seqs):
         raise InputError(f"{len(ref_seqs)} REF sequences but {len(alt_seqs)} ALT sequences")
     tok = model_tokenizer(model)
@@ -262,6 +267,23 @@ def check_scores(scores: Sequence[str] | str) -> tuple[str, ...]:
     if unknown:
         raise ConfigError(f"unknown score(s) {', '.join(unknown)}; choose from {', '.join(SCORE_NAMES)}")
     return tuple(dict.fromkeys(scores))
+
+
+def scores_for_model(model, scores: Sequence[str] | str | None) -> tuple[str, ...]:
+    """The zero-shot scores, chosen by model kind when None: ``llr`` + ``embedding_cosine`` for a causal model,
+    ``masked_marginal`` + ``embedding_cosine`` for a bidirectional (masked) one; asked-for scores are checked."""
+    bidirectional = getattr(model, "is_bidirectional", False)
+    if scores is None:
+        scores = ("masked_marginal", "embedding_cosine") if bidirectional else ("llr", "embedding_cosine")
+    scores = check_scores(scores)
+    if bidirectional:
+        from dnalm.variants.masked import check_masked_scores
+
+        check_masked_scores(scores)
+    elif "masked_marginal" in scores:
+        raise ConfigError("masked_marginal needs a bidirectional (masked) language model; this model is causal "
+                          "(use llr)")
+    return scores
 
 
 def parse_strands(strands: str) -> list[str]:
@@ -319,7 +341,7 @@ def score_variants(
     variants,
     window: int | None = None,
     strands: str = "both",
-    scores: Sequence[str] = ("llr", "embedding_cosine"),
+    scores: Sequence[str] | None = None,
     head: Callable | None = None,
     batch_size: int = 32,
     reuse_prefix: bool = True,
@@ -330,14 +352,16 @@ def score_variants(
     """Score variants against a reference genome (zero-shot LLR, embedding distance, head delta).
 
     Args:
-        model: a causal :class:`dnalm.models.DNALM` (``dnalm.load_model(dir)``).
+        model: a :class:`dnalm.models.DNALM` (``dnalm.load_model(dir)``), causal or bidirectional.
         genome: :class:`dnalm.Genome` or a FASTA path.
         variants: VCF / VCF.gz / BCF path, CSV/TSV path, or a DataFrame with chrom, pos (1-based), ref, alt
             (read with :func:`dnalm.read_variants`: REF is checked, multi-allelic records give one row per ALT).
         window: bases per REF/ALT window (default 1024, or the model's maximum length - 1 if shorter).
         strands: ``"both"`` (mean of the + and - strand scores), ``"+"`` or ``"-"``.
         scores: any of ``llr`` (mean per-token log-likelihood difference ALT - REF), ``llr_sum`` (summed),
-            ``embedding_cosine`` (1 - cosine of mean-pooled embeddings).
+            ``embedding_cosine`` (1 - cosine of mean-pooled embeddings); for a bidirectional model
+            ``masked_marginal`` (log p(ALT) - log p(REF) at the masked site, substitutions only) instead of the
+            LLRs. None (default) = by model kind: llr + embedding_cosine, or masked_marginal + embedding_cosine.
         head: optional callable taking (B, L) input ids and returning (B,) or (B, k) predictions, or an object
             with ``predict(ids, mask)`` (a fine-tuned ``finetune.SequenceModel``); adds column ``head`` (or
             ``head_0`` .. ``head_{k-1}``) = prediction(ALT) - prediction(REF), averaged over ``strands``.
@@ -359,7 +383,7 @@ def score_variants(
 
     if isinstance(genome, (str, os.PathLike)):
         genome = Genome(genome)
-    scores = check_scores(scores)
+    scores = scores_for_model(model, scores)
     strand_list = parse_strands(strands)
     if window is None:
         window = min(DEFAULT_WINDOW, model.config.max_length - 1)
@@ -418,8 +442,15 @@ def score_variants(
             result[name] = head_values[:, j]
     for c in ("status", "message", "record", "allele", "genome_chrom"):
         result[c] = df[c].to_numpy()
+    if "masked_marginal" in scores:  # not defined for indels: NaN, said in the message
+        from dnalm.variants.masked import INDEL_MESSAGE
+
+        indel = (result["status"] == "ok") & (result["ref"].str.len() != result["alt"].str.len())
+        result.loc[indel, "masked_marginal"] = np.nan
+        result.loc[indel, "message"] = INDEL_MESSAGE
     result.attrs.update(df.attrs)
-    result.attrs.update({"window": int(window), "strands": strands, "scores": list(scores)})
+    zero_shot = "masked_marginal" if getattr(model, "is_bidirectional", False) else "llr"
+    result.attrs.update({"window": int(window), "strands": strands, "scores": list(scores), "zero_shot": zero_shot})
     if len(ok) < len(df):
         log.warning(
             "%d of %d variant allele(s) not scored (NaN): %s",
@@ -437,7 +468,7 @@ def score_variants_to_file(
     out: str | os.PathLike,
     window: int | None = None,
     strands: str = "both",
-    scores: Sequence[str] = ("llr", "embedding_cosine"),
+    scores: Sequence[str] | None = None,
     batch_size: int = 32,
     reuse_prefix: bool = True,
     progress: bool = True,
@@ -468,7 +499,7 @@ def score_variants_to_file(
         strict=strict,
         head=head,
     )
-    meta = {"window": df.attrs["window"], "strands": strands}
+    meta = {"window": df.attrs["window"], "strands": strands, "zero_shot": df.attrs["zero_shot"]}
     if model_name:
         meta["model"] = model_name
     write_variant_scores(df, out, source=variants, genome=genome, meta=meta)
