@@ -13,7 +13,9 @@ from dnalm.models.hyena import (
     HyenaOperator,
     PositionalEmbedding,
     causal_conv_direct,
+    fft_length,
     fftconv,
+    fftconv_blc,
 )
 
 
@@ -82,6 +84,35 @@ def test_fftconv_uses_only_the_first_L_taps():
     k = torch.randn(2, 30, generator=g, dtype=torch.float64)
     D = torch.zeros(2, dtype=torch.float64)
     torch.testing.assert_close(fftconv(u, k, D), causal_conv_direct(u, k[:, :10], D), rtol=0, atol=1e-12)
+
+
+def test_fft_length_is_the_smallest_5_smooth_size():
+    def smooth(m):
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        return m == 1
+
+    for n in list(range(1, 400)) + [65539, 2 * 32770 - 1, 262143]:
+        m = fft_length(n)
+        assert m >= n and smooth(m), n
+        assert not any(smooth(j) for j in range(n, m)), n
+    assert fft_length(2 * 32770 - 1) == 65610 and fft_length(16383) == 16384
+
+
+@pytest.mark.parametrize("L", [1, 2, 13, 64, 97])
+def test_fftconv_blc_equals_direct_and_its_backward_is_exact(L):
+    g = torch.Generator().manual_seed(L)
+    u = torch.randn(2, L, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    k = torch.randn(L + 3, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    D = torch.randn(5, dtype=torch.float64, generator=g, requires_grad=True)
+    want = causal_conv_direct(u.transpose(1, 2), k[:L].t(), D).transpose(1, 2)
+    torch.testing.assert_close(fftconv_blc(u, k, D), want, rtol=0, atol=1e-11)
+    # the hand-written real-FFT backward against numerical derivatives
+    assert torch.autograd.gradcheck(lambda a, b, c: fftconv_blc(a, b, c), (u, k, D))
+    # a precomputed spectrum gives the same output
+    k_f = torch.fft.rfft(k[:L].detach(), n=fft_length(2 * L - 1), dim=0)
+    torch.testing.assert_close(fftconv_blc(u, None, D, k_f), want, rtol=0, atol=1e-11)
 
 
 # ---------------------------------------------------------------------------------------------------- filter
@@ -240,6 +271,24 @@ def test_cached_filter_follows_weight_updates():
         stepped = op(x[:, 5:6], state)
         full = op(x[:, :6])
     torch.testing.assert_close(stepped[:, 0], full[:, 5], rtol=0, atol=1e-10)
+
+
+def test_eval_filter_memo_follows_weights_length_and_mode():
+    op = _operator(order=2, max_length=48)
+    x = torch.randn(2, 30, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(12))
+    with torch.no_grad():
+        first = op(x)
+        assert op._spectra_memo is not None
+        torch.testing.assert_close(op(x), first, rtol=0, atol=0)  # reused
+        torch.testing.assert_close(op(x[:, :17]), first[:, :17], rtol=0, atol=1e-12)  # another length
+        op.filter_fn.implicit_filter[2].weight.mul_(0.5)  # an in-place update invalidates it
+        changed = op(x)
+    torch.testing.assert_close(changed, _naive_operator(op, x), rtol=0, atol=1e-10)
+    assert (changed - first).abs().max() > 1e-6
+    op.train()  # training regenerates the filter with autograd
+    y = op(x)
+    assert y.requires_grad
+    torch.testing.assert_close(y, changed, rtol=0, atol=1e-12)
 
 
 def test_too_long_inputs_raise():

@@ -33,6 +33,11 @@ from torch import nn
 
 from dnalm.errors import ConfigError
 from dnalm.models.cache import MixerState, shared
+from dnalm.models.layers import causal_depthwise_conv
+
+# Largest memoised filter spectrum per operator (eval, no autograd): beyond it the filter is regenerated per call,
+# so very long contexts (1M tokens: gigabytes of spectra) do not pin memory.
+FILTER_MEMO_BYTES = 1 << 28
 
 
 @dataclass
@@ -77,8 +82,9 @@ class HyenaConfig:
 def fftconv(u: torch.Tensor, k: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
     """Causal long convolution through the FFT, plus the skip term: ``y[t] = sum_{j<=t} k[j] u[t-j] + D u[t]``.
 
-    Both signals are zero-padded to 2L, so the circular convolution equals the linear one on the first L outputs.
-    Computed in float32 (float64 inputs stay float64), returned in ``u``'s dtype.
+    Both signals are zero-padded to a fast FFT length n >= 2L - 1 (:func:`fft_length`), so the circular
+    convolution equals the linear one on the first L outputs. Computed in float32 (float64 inputs stay float64),
+    returned in ``u``'s dtype.
 
     Args:
         u: (..., C, L) input.
@@ -89,7 +95,7 @@ def fftconv(u: torch.Tensor, k: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
         (..., C, L) output.
     """
     L = u.shape[-1]
-    n = 2 * L
+    n = fft_length(2 * L - 1)
     work = torch.promote_types(u.dtype, torch.float32)
     k_f = torch.fft.rfft(k[..., :L].to(work), n=n)
     u_f = torch.fft.rfft(u.to(work), n=n)
@@ -115,6 +121,76 @@ def causal_conv_direct(u: torch.Tensor, k: torch.Tensor, D: torch.Tensor) -> tor
         shifted = F.pad(u, (lag, 0))[..., :L]
         y = y + k[:, lag : lag + 1] * shifted
     return y
+
+
+def fft_length(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n: FFT libraries are fastest at such sizes (2L itself may have a large prime
+    factor, e.g. 2 * 32770 = 2^2 * 5 * 29 * 113)."""
+    best = 1 << max(0, (n - 1).bit_length())
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35
+            while m < n:
+                m *= 2
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+class _FFTConv(torch.autograd.Function):
+    """Causal convolution along dim 1 through real FFTs of size ``n >= 2L - 1``, with a real-FFT backward.
+
+    Forward: ``y = irfft(rfft(u) * K)[:L]``. Backward (both are correlations, so no complex-to-complex transform is
+    needed, unlike autograd through ``rfft(n > L)``): ``du = irfft(rfft(dy) * conj(K))[:L]``,
+    ``dk = irfft(sum_b rfft(dy) * conj(rfft(u)))[:L]``. The spectrum of ``u`` is kept from the forward.
+    """
+
+    @staticmethod
+    def forward(ctx, u, k, n, k_f):  # u (B, L, C), k (L, C) or None, k_f (n//2+1, C) or None
+        L = u.shape[1]
+        if k_f is None:
+            k_f = torch.fft.rfft(k, n=n, dim=0)  # (n//2+1, C)
+        u_f = torch.fft.rfft(u, n=n, dim=1)  # (B, n//2+1, C)
+        y = torch.fft.irfft(u_f * k_f, n=n, dim=1)[:, :L]
+        ctx.save_for_backward(u_f, k_f)
+        ctx.n, ctx.L = n, L
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        u_f, k_f = ctx.saved_tensors
+        n, L = ctx.n, ctx.L
+        dy_f = torch.fft.rfft(dy, n=n, dim=1)  # (B, n//2+1, C)
+        du = dk = None
+        if ctx.needs_input_grad[0]:
+            du = torch.fft.irfft(dy_f * k_f.conj(), n=n, dim=1)[:, :L]
+        if ctx.needs_input_grad[1]:
+            dk = torch.fft.irfft((dy_f * u_f.conj()).sum(0), n=n, dim=0)[:L]
+        return du, dk, None, None
+
+
+def fftconv_blc(
+    u: torch.Tensor, k: torch.Tensor | None, D: torch.Tensor, k_f: torch.Tensor | None = None
+) -> torch.Tensor:
+    """:func:`fftconv` in the (batch, length, channels) layout, at a fast FFT length, with a real-FFT backward.
+
+    Args:
+        u: (B, L, C) input.
+        k: (L', C) filter taps (the first L are used); may be None when ``k_f`` is given.
+        D: (C,) skip weights.
+        k_f: (n//2+1, C) spectrum of the taps at ``n = fft_length(2L - 1)`` (e.g. memoised), or None.
+
+    Returns:
+        (B, L, C) ``y[t] = sum_{j<=t} k[j] u[t-j] + D u[t]`` in ``u``'s dtype, computed in float32 at least.
+    """
+    L = u.shape[1]
+    work = torch.promote_types(u.dtype, torch.float32)
+    uw = u.to(work)
+    y = _FFTConv.apply(uw, None if k is None else k[:L].to(work), fft_length(2 * L - 1), k_f)
+    return torch.addcmul(y, uw, D.to(work)).to(u.dtype)
 
 
 def _hint(p: torch.Tensor, lr: float | None, wd: float | None) -> None:
@@ -277,6 +353,8 @@ class HyenaOperator(nn.Module):
         )
         self.filter_fn = HyenaFilter(d_model * (cfg.order - 1), cfg, max_length)
         self.dropout = nn.Dropout(cfg.dropout)
+        # (key, spectra) of the last whole-sequence eval forward; derived from the weights, never saved
+        self._spectra_memo: tuple | None = None
         self._reset_parameters()
 
     def _reset_parameters(self) -> None:
@@ -338,15 +416,37 @@ class HyenaOperator(nn.Module):
         L = x.shape[1]
         if L > self.max_length:
             raise ValueError(f"sequence of {L} tokens is longer than the Hyena filter ({self.max_length})")
-        u = self.in_proj(x).transpose(1, 2)  # (B, (order+1) d, L)
-        uc = self.short_filter(u)[..., :L]
-        *xs, v = uc.split(self.d_model, dim=1)  # order x (B, d, L), v (B, d, L)
-        k, D = self._filters(L)
+        d = self.d_model
+        # everything stays in the (B, L, channels) layout: no transposes around the convolutions or out_proj
+        u = self.in_proj(x)  # (B, L, (order+1) d)
+        u = causal_depthwise_conv(u, self.short_filter.weight[:, 0], self.short_filter.bias).to(u.dtype)
+        *xs, v = u.split(d, dim=-1)  # order x (B, L, d), v (B, L, d)
+        taps, spectra, D = self._long_filters(L, x.dtype)
         for o, x_i in enumerate(reversed(xs[1:])):
             v = self.dropout(v * x_i)
-            v = fftconv(v, k[o], D[o])
-        y = (v * xs[0]).transpose(1, 2)  # (B, L, d)
-        return self.out_proj(y)
+            v = fftconv_blc(v, None if taps is None else taps[o], D[o], None if spectra is None else spectra[o])
+        return self.out_proj(v * xs[0])
+
+    def _long_filters(self, L: int, dtype: torch.dtype):
+        """Filters of the whole-sequence forward: ``(taps (o, L, d), None, D (o, d))`` when autograd or training
+        needs them, else ``(None, spectra (o, n//2+1, d), D)`` at the FFT length of :func:`fftconv_blc`, memoised
+        while the weights, the length and the dtype stay the same (they depend on nothing else)."""
+        o, d = self.order - 1, self.d_model
+        D = self.filter_fn.skip().reshape(d, o).t()  # (o, d); channels are laid out (d, o), stage fastest
+        if torch.is_grad_enabled() or self.training:
+            k = self.filter_fn.dropout(self.filter_fn.filter(L))  # (L, C)
+            return k.reshape(L, d, o).permute(2, 0, 1), None, D  # (o, L, d) strided views
+        work = torch.promote_types(dtype, torch.float32)
+        n = fft_length(2 * L - 1)
+        key = (self._weights_key(), L, n, work)
+        memo = self._spectra_memo
+        if memo is not None and memo[0] == key:
+            return None, memo[1], D
+        k = self.filter_fn.filter(L).to(work)  # (L, C)
+        spectra = torch.fft.rfft(k, n=n, dim=0).reshape(-1, d, o).permute(2, 0, 1).contiguous()  # (o, n//2+1, d)
+        keep = spectra.numel() * spectra.element_size() <= FILTER_MEMO_BYTES
+        self._spectra_memo = (key, spectra) if keep else None
+        return None, spectra, D
 
     def allocate_state(self, batch_size: int, max_length: int, device=None, dtype=None) -> HyenaState:
         """Empty cached history for ``batch_size`` rows and up to ``max_length`` tokens (device and dtype default

@@ -20,6 +20,7 @@ from torch import nn
 
 from dnalm.errors import ConfigError
 from dnalm.models.cache import MixerState
+from dnalm.models.layers import causal_depthwise_conv
 
 # Optional fused kernels; the pure-PyTorch path below is used whenever one is missing.
 try:  # pragma: no cover - needs the `cuda` extra
@@ -515,21 +516,7 @@ class Mamba2(nn.Module):
                 xpad.transpose(1, 2).contiguous(), weight, self.conv1d.bias, activation="silu"
             )
             return out[..., -length:].transpose(1, 2)  # (B, T, conv_dim)
-        # out[t] = sum_i w[i] u[t - (k-1) + i]: k shifted multiply-adds in the (B, T, channels) layout, several
-        # times faster than a depthwise F.conv1d on CPU at long lengths, with no padded copy. In place is
-        # autograd-safe: mul/addcmul backward never reads `out`.
-        cdt = torch.promote_types(xBC.dtype, weight.dtype)
-        w = weight.to(cdt)
-        out = xBC.to(cdt) * w[:, k - 1]
-        for i in range(k - 1):
-            shift = k - 1 - i
-            if shift < length:
-                out[:, shift:].addcmul_(xBC[:, : length - shift].to(cdt), w[:, i])
-            if prefix is not None:
-                n = min(shift, length)
-                out[:, :n].addcmul_(prefix[:, i : i + n].to(cdt), w[:, i])
-        if self.conv1d.bias is not None:
-            out.add_(self.conv1d.bias.to(cdt))
+        out = causal_depthwise_conv(xBC, weight, self.conv1d.bias, prefix)  # (B, T, conv_dim)
         return F.silu(out, inplace=not out.requires_grad).to(xBC.dtype)  # (B, T, conv_dim)
 
     def _step(self, x: torch.Tensor, state: Mamba2State) -> torch.Tensor:
