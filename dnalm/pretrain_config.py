@@ -231,12 +231,11 @@ class PretrainConfig:
             raise ConfigError("stages: at least one stage ({steps: N, length: L, batch_size: B}) is needed")
         if self.tokens_per_step < 0:
             raise ConfigError(f"tokens_per_step: must be >= 0, got {self.tokens_per_step}")
-        chunk = lm_cfg.mamba2.get("chunk_size", 256) if "mamba2" in lm_cfg.layer_pattern else 0
         for i, s in enumerate(self.stages):
             key = f"stages[{i}]"
             if s.steps < 1:
                 raise ConfigError(f"{key}.steps: must be >= 1, got {s.steps}")
-            _check_length(f"{key}.length", s.length, lm_cfg.max_length, chunk)
+            _check_length(f"{key}.length", s.length, lm_cfg.max_length)
             if self.tokens_per_step:
                 if self.tokens_per_step % s.length:
                     raise ConfigError(
@@ -265,7 +264,7 @@ class PretrainConfig:
                     f"{tokens[0]}; stages keep tokens per step constant (set tokens_per_step to derive batch sizes)"
                 )
         if d.val_length:
-            _check_length("data.val_length", d.val_length, lm_cfg.max_length, chunk)
+            _check_length("data.val_length", d.val_length, lm_cfg.max_length)
         return self
 
     def lm_config(self):
@@ -304,16 +303,12 @@ def _check_range(key: str, value: float, lo: float, hi: float) -> None:
         raise ConfigError(f"{key}: must be in [{lo}, {hi}], got {value}")
 
 
-def _check_length(key: str, length: int, max_length: int, chunk: int) -> None:
+def _check_length(key: str, length: int, max_length: int) -> None:
+    # any length works with Mamba2: the SSD scan runs its last partial chunk at its own length (no padding)
     if length < 2:
         raise ConfigError(f"{key}: must be >= 2, got {length}")
     if length > max_length:
         raise ConfigError(f"{key}: {length} is longer than the model's max_length {max_length}")
-    if chunk and length % chunk:
-        raise ConfigError(
-            f"{key}: {length} is not divisible by the Mamba2 chunk size {chunk} (the scan pads every sequence to a "
-            "multiple of it; pick a multiple or set model.overrides.mamba2.chunk_size)"
-        )
 
 
 def _deep_merge(base: dict, over: dict) -> dict:
