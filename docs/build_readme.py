@@ -8,6 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ORDER = ["pipeline", "genome", "datasets", "models", "mamba2", "hyena", "pretrain", "finetune", "variant_effect",
          "generation"]
+LAST = ["developers"]  # after every other section, however many are added
 
 
 def demote(text: str) -> str:
@@ -23,7 +24,7 @@ def demote(text: str) -> str:
 def main() -> None:
     parts = [(ROOT / "docs" / "readme_head.md").read_text().strip() + "\n"]
     sections = ROOT / "docs" / "sections"
-    names = ORDER + sorted(p.stem for p in sections.glob("*.md") if p.stem not in ORDER)
+    names = ORDER + sorted(p.stem for p in sections.glob("*.md") if p.stem not in ORDER + LAST) + LAST
     for name in names:
         path = sections / f"{name}.md"
         if path.exists():
