@@ -5,7 +5,7 @@ The public names are imported lazily so that ``import dnalm`` (and ``dnalm --hel
 
 from __future__ import annotations
 
-import importlib
+from dnalm.utils import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -30,14 +30,4 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'dnalm' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

@@ -269,7 +269,7 @@ class PretrainConfig:
 
     def lm_config(self):
         """The :class:`~dnalm.models.lm.LMConfig` of the model section (preset with overrides merged)."""
-        from dnalm.models.lm import PRESETS, LMConfig, _make_mixer
+        from dnalm.models.lm import PRESETS, LMConfig, make_mixer
 
         if self.model.init_from:
             from dnalm.models.lm import read_model_config
@@ -288,7 +288,7 @@ class PretrainConfig:
             # build each distinct mixer once on the meta device: catches unknown mixer options early
             for kind in set(cfg.layer_pattern):
                 with torch.device("meta"):
-                    _make_mixer(kind, cfg, 0)
+                    make_mixer(kind, cfg, 0)
         except ConfigError as exc:
             msg = str(exc)
             raise ConfigError(msg if msg.startswith("model.") else f"model.overrides: {msg}") from None

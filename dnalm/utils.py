@@ -6,8 +6,9 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 
 def umask() -> int:
@@ -90,3 +91,22 @@ def read_model_json(path: str | os.PathLike, expect: dict[str, Any] | None = Non
         if meta.get(key) != value:
             raise InputError(f"{path}: {key} is {meta.get(key)!r}, expected {value!r}")
     return meta
+
+
+def lazy_exports(module_name: str, exports: dict[str, str], names: list[str]):
+    """``__getattr__`` and ``__dir__`` for a package that exports ``{name: defining module}`` lazily (PEP 562):
+    a name is imported on first use and then cached in the package, so ``import pkg`` stays cheap."""
+    import importlib
+    import sys
+
+    def __getattr__(name: str):
+        if name in exports:
+            value = getattr(importlib.import_module(exports[name]), name)
+            setattr(sys.modules[module_name], name, value)
+            return value
+        raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
+
+    def __dir__():
+        return names
+
+    return __getattr__, __dir__

@@ -7,7 +7,7 @@ Names are imported lazily: ``import finetune`` does not import torch or lightnin
 
 from __future__ import annotations
 
-import importlib
+from dnalm.utils import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "HeadConfig": "finetune.heads",
@@ -51,14 +51,4 @@ __all__ = [
     "run_probe",
 ]
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'finetune' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

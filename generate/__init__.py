@@ -5,7 +5,7 @@ The public names are imported lazily so that ``import generate`` stays cheap (no
 
 from __future__ import annotations
 
-import importlib
+from dnalm.utils import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "ConditionSpec": "generate.conditioning",
@@ -37,14 +37,4 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'generate' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

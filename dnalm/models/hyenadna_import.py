@@ -25,7 +25,6 @@ placeholders that record their pickled state without running any of the original
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import pickle
@@ -130,12 +129,9 @@ def _find_model_config(tree: Any) -> dict | None:
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a JSON object")
+    from dnalm.utils import read_model_json
+
+    data = read_model_json(path)
     if data.get("model_type") == "dnalm":
         raise InputError(f"{path}: this is already a dnalm model directory; load it with dnalm.load_model")
     return data

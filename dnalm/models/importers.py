@@ -42,16 +42,10 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def _config(folder: Path) -> dict | None:
+    from dnalm.utils import read_model_json
+
     path = folder / "config.json"
-    if not path.is_file():
-        return None
-    try:
-        cfg = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(cfg, dict):
-        raise InputError(f"{path}: expected a JSON object")
-    return cfg
+    return read_model_json(path) if path.is_file() else None
 
 
 def _weights(folder: Path) -> Path:

@@ -181,7 +181,8 @@ class LMOutput:
     hidden_states: torch.Tensor | None = None  # (B, L, d_model) final normed states when asked
 
 
-def _make_mixer(kind: str, cfg: LMConfig, layer_idx: int) -> nn.Module:
+def make_mixer(kind: str, cfg: LMConfig, layer_idx: int) -> nn.Module:
+    """The token mixer of layer ``layer_idx`` for a mixer ``kind`` (hyena, mamba2, mamba, attention) of ``cfg``."""
     if cfg.kind == "masked":  # forward + reversed pass of the same mixer
         from dnalm.models.caduceus import BidirectionalMixer
 
@@ -225,7 +226,7 @@ class Block(nn.Module):
         super().__init__()
         self.kind = kind
         self.norm1 = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
-        self.mixer = _make_mixer(kind, cfg, layer_idx)
+        self.mixer = make_mixer(kind, cfg, layer_idx)
         if cfg.mlp == "none":
             self.norm2, self.mlp = None, None
         else:
