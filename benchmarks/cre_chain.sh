@@ -41,12 +41,12 @@ mkdir -p "$OUT"
 HIGH=$((BINS - 1))
 
 echo "== train-oracle ($TABLE)"
-/usr/bin/time -f "   %e s wall" $DNALM train-oracle --data "$TABLE" "${COLS[@]}" --target-columns $PROP \
+/usr/bin/time -f "   %e s wall" $DNALM train-oracle --input "$TABLE" "${COLS[@]}" --label-columns $PROP \
   --out "$OUT/oracle" --set max_epochs="$ORACLE_EPOCHS" --threads "$THREADS" --no-progress
 
 echo "== finetune-generator from $MODEL ($STEPS steps max)"
-/usr/bin/time -f "   %e s wall" $DNALM finetune-generator --model "$MODEL" --data "$TABLE" "${COLS[@]}" \
-  --property-columns $PROP --set n_bins="$BINS" --out "$OUT/generator" --set max_steps="$STEPS" --batch-size "$BATCH" --set lr="$LR" --set eval_every=100 \
+/usr/bin/time -f "   %e s wall" $DNALM finetune-generator --model "$MODEL" --input "$TABLE" "${COLS[@]}" \
+  --label-columns $PROP --set n_bins="$BINS" --out "$OUT/generator" --set max_steps="$STEPS" --batch-size "$BATCH" --set lr="$LR" --set eval_every=100 \
   --threads "$THREADS" --no-progress 2>&1 | grep -v -E "litlogger|LeafSpec|available:"
 
 echo "== generate $NUM per class: $PROP=0 and $PROP=$HIGH"

@@ -42,8 +42,8 @@ def generator(table):
     buf = io.StringIO()
     n = torch.get_num_threads()
     with contextlib.redirect_stdout(buf):
-        rc = main(["finetune-generator", "--model", "transformer-tiny", "--data", str(table / "t.csv"),
-                   "--sequence-column", "seq", "--property-columns", "activity", "--set", "n_bins=3", "--out",
+        rc = main(["finetune-generator", "--model", "transformer-tiny", "--input", str(table / "t.csv"),
+                   "--sequence-column", "seq", "--label-columns", "activity", "--set", "n_bins=3", "--out",
                    str(table / "gen"), "--set", "max_steps=12", "--set", "eval_every=6", "--batch-size", "16", "--no-progress",
                    "--threads", "1"])
     torch.set_num_threads(n)
@@ -53,7 +53,7 @@ def generator(table):
 
 def test_cli_chain(table, generator, capsys):
     d = table
-    common = ["--data", str(d / "t.csv"), "--sequence-column", "seq"]
+    common = ["--input", str(d / "t.csv"), "--sequence-column", "seq"]
     out = generator[1]
     assert "skipped 1 row(s): line 302" in out and "activity=2" in out
     assert (d / "gen" / "validation_by_condition.tsv").exists()
@@ -75,7 +75,7 @@ def test_cli_chain(table, generator, capsys):
           "--no-progress"])
     assert read_fasta(d / "g2.fa") == recs  # same seed, same output
 
-    rc = main(["train-oracle", *common, "--target-columns", "activity", "--out", str(d / "oracle"), "--set", "max_epochs=2",
+    rc = main(["train-oracle", *common, "--label-columns", "activity", "--out", str(d / "oracle"), "--set", "max_epochs=2",
                "--set", "arch.channels=16", "--set", "arch.dilated_layers=1", "--no-progress"])
     out = capsys.readouterr().out
     assert rc == 0 and "spearman=" in out

@@ -112,7 +112,7 @@ def test_variant_summary_matches_sklearn(tmp_path):
     # not a scored VCF -> clean CLI error
     plain = tmp_path / "p.vcf"
     plain.write_text("\n".join(lines[:2] + ["#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]) + "\n")
-    assert main(["variant-summary", "--vcf", str(plain), "--out", str(tmp_path / "x.tsv")]) == 2
+    assert main(["variant-summary", "--input", str(plain), "--out", str(tmp_path / "x.tsv")]) == 2
 
 
 def test_report_collects_tables_plots_and_missing_files(tmp_path):

@@ -9,15 +9,15 @@ from dnalm.commands import options
 def add_arguments(p) -> None:
     options.add_model_options(p, help="model folder (pretrained or fine-tuned), importable checkpoint or preset",
                               batch_size=64, batch_help="sequences per forward pass")
-    p.add_argument("--input", required=True,
-                   help="FASTA (.fa/.fasta/.fna, gzip ok), CSV/TSV with a sequence column, or a BED file (needs --fasta)")
+    options.add_input_option(p, "FASTA (.fa/.fasta/.fna, gzip ok), CSV/TSV with a sequence column, or a BED file "
+                             "(needs --fasta)")
     p.add_argument("--fasta", help="genome FASTA for BED input")
     options.add_output_options(p, "file", "output file: .npz or .safetensors")
     p.add_argument("--pooling", default="mean", choices=["mean", "last", "echo", "rc_echo"], help="pooling (default mean)")
     p.add_argument("--per-token", action="store_true", help="one embedding per base instead of one per sequence")
     p.add_argument("--sequence-column", default="sequence", help="sequence column of a table (default: sequence)")
-    p.add_argument("--label-column", action="append", help="label column(s) to store beside the embeddings "
-                   "(default: 'label' if present, for BED also the single extra column)")
+    options.add_label_columns_option(p, "label columns to store beside the embeddings (default: 'label' if "
+                                     "present, for BED also the single extra column)")
     p.add_argument("--no-labels", action="store_true", help="store no labels")
     p.add_argument("--length", type=options.positive_int, help="BED: resize intervals to this many bp around their centre")
 
@@ -27,7 +27,7 @@ def run(args) -> int:
 
     device, dtype = options.setup_compute(args)
     model = options.load_model(args, device, dtype, heads=True)
-    labels = None if args.no_labels else (args.label_column or "auto")
+    labels = None if args.no_labels else (args.label_columns or "auto")
     info = embed_file(model, args.input, args.out, fasta=args.fasta, pooling=args.pooling,
                       per_token=args.per_token, sequence_column=args.sequence_column, label_columns=labels,
                       length=args.length, batch_size=args.batch_size, progress=options.progress(args),

@@ -19,8 +19,8 @@ def add_arguments(p) -> None:
     p.add_argument("--oracle", required=True, help="oracle directory from dnalm train-oracle")
     p.add_argument("--reference", required=True, help="table of real (training) sequences with measured values")
     add_table_arguments(p)
-    p.add_argument("--property-columns", default=None,
-                   help="measured columns of the reference table (default: the generator's property names)")
+    options.add_label_columns_option(p, "measured columns of the reference table (default: the generator's "
+                                     "property names)")
     p.add_argument("--generator", default=None, help="generator directory (bin edges) if OUT.json is missing")
     p.add_argument("--target-map", action="append", default=[], metavar="PROPERTY=TARGET",
                    help="oracle target of a property whose name differs (repeatable)")
@@ -34,7 +34,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import dataclasses
 
-    from dnalm.commands.table_options import split_list, table_from_args
+    from dnalm.commands.table_options import table_from_args
     from dnalm.errors import DnalmError
     from generate.conditioning import load_generator
     from generate.evaluate import EvalConfig, condition_properties, evaluate_cre
@@ -44,7 +44,7 @@ def run(args) -> int:
     spec = None
     if args.generator:
         spec = load_generator(args.generator).conditioning
-    names = split_list(args.property_columns) or condition_properties(args.generated, spec)
+    names = list(args.label_columns or []) or condition_properties(args.generated, spec)
     reference = table_from_args(args, args.reference, names)
     print(reference.skip_summary())
     target_map = {}

@@ -20,9 +20,9 @@ def add_arguments(p) -> None:
                               batch_size=None, batch_help="sequences per step", dtype=None,
                               defaults_from="the settings",
                               flags=("--threads", "--batch-size", "--no-progress"))  # Lightning picks the device
-    p.add_argument("--data", required=True, help="table (CSV/TSV, gzip ok) of sequences and property values")
+    options.add_input_option(p, "table (CSV/TSV, gzip ok) of sequences and property values")
     add_table_arguments(p)
-    p.add_argument("--property-columns", required=True, help="comma-separated numeric columns to condition on")
+    options.add_label_columns_option(p, "numeric columns to condition on", required=True)
     p.add_argument("--edges", action="append", default=[], metavar="NAME=E1,E2,...",
                    help="given inner bin edges for a property instead of quantiles (repeatable)")
     options.add_output_options(p, "folder", "output model folder")
@@ -50,15 +50,15 @@ def parse_edges(items: list[str]) -> dict[str, list[float]]:
 def run(args) -> int:
     import json
 
-    from dnalm.commands.table_options import split_list, table_from_args
+    from dnalm.commands.table_options import table_from_args
     from generate.conditioning import load_generator
     from generate.training import GeneratorTrainConfig, finetune_generator
 
     device, _ = options.setup_compute(args)  # Lightning chooses the training device; the dtype stays float32
     cfg = options.load_settings(GeneratorTrainConfig, args, options.training_overrides(
         args, {"batch_size": "batch_size"}))
-    props = split_list(args.property_columns)
-    table = table_from_args(args, args.data, props)
+    props = args.label_columns
+    table = table_from_args(args, args.input, props)
     print(table.skip_summary())
     model = load_generator(args.model, device=device)
     import dataclasses

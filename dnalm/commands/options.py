@@ -6,7 +6,8 @@ One flag name per meaning (see the conventions table in the README, checked by `
   ``--no-progress`` (:func:`add_model_options`, :func:`add_compute_options`);
 - a command that writes: ``--out`` (a file where it writes one file, a folder where it writes several; never a
   prefix) and ``--overwrite`` (:func:`add_output_options`);
-- a command with settings: ``--config FILE`` and ``--set key=value`` (:func:`add_settings_options`).
+- a command with settings: ``--config FILE`` and ``--set key=value`` (:func:`add_settings_options`);
+- the file records are read from: ``--input``; the value/label columns of a table: ``--label-columns``.
 
 Validators raise :class:`argparse.ArgumentTypeError`, so a bad value ends as ``dnalm CMD: error: argument
 --flag: ...`` with exit code 2 and no traceback, before any file is read or model built. Nothing here imports
@@ -29,12 +30,16 @@ MAX_THREADS = 1024
 
 
 # ---------------------------------------------------------------------------------------------- validators
+def _num(v) -> str:
+    return f"{v:,}" if isinstance(v, int) else f"{v:g}"
+
+
 def _bound_text(lo, hi, lo_open: bool, hi_open: bool) -> str:
     if lo is not None and hi is not None:
-        return f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+        return f"in {'(' if lo_open else '['}{_num(lo)}, {_num(hi)}{')' if hi_open else ']'}"
     if lo is not None:
-        return f"{'>' if lo_open else '>='} {lo:g}"
-    return f"{'<' if hi_open else '<='} {hi:g}"
+        return f"{'>' if lo_open else '>='} {_num(lo)}"
+    return f"{'<' if hi_open else '<='} {_num(hi)}"
 
 
 def int_in(lo: int | None = None, hi: int | None = None) -> Callable[[str], int]:
@@ -46,7 +51,7 @@ def int_in(lo: int | None = None, hi: int | None = None) -> Callable[[str], int]
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise argparse.ArgumentTypeError(f"must be an integer {_bound_text(lo, hi, False, False)}, got {value}")
+            raise argparse.ArgumentTypeError(f"must be an integer {_bound_text(lo, hi, False, False)}, got {value:,}")
         return value
 
     parse.__name__ = "integer"  # argparse names the type in its own messages
@@ -156,6 +161,25 @@ def add_model_options(p, *, required: bool = True, help: str | None = None, **co
     p.add_argument("--model", required=required, metavar="MODEL",
                    help=help or "a dnalm model folder, an importable checkpoint, or a preset name (random weights)")
     add_compute_options(p, **compute)
+
+
+def comma_list(text: str) -> list[str]:
+    """An argparse ``type`` for ``a,b,c`` (spaces around names dropped; empty names refused)."""
+    items = [x.strip() for x in str(text).split(",")]
+    if not items or any(not x for x in items):
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return items
+
+
+def add_input_option(p, help: str, *, required: bool = True) -> None:
+    """``--input``: the one name for the file a command reads its records from (sequences, variants, a table)."""
+    p.add_argument("--input", required=required, metavar="FILE", help=help)
+
+
+def add_label_columns_option(p, help: str, *, required: bool = False) -> None:
+    """``--label-columns a,b``: the one name for the value/label/target columns of a table."""
+    p.add_argument("--label-columns", type=comma_list, required=required, metavar="COL[,COL...]",
+                   help=f"{help}; comma-separated")
 
 
 def add_output_options(p, kind: str, help: str, *, required: bool = True) -> None:

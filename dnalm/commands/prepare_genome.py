@@ -18,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="INPUT",
         help="FASTA (.fa, .fa.gz: plain, gzip or bgzip), GenBank (.gb, .gbk, .gbff) or a .zip of GenBank",
     )
-    options.add_output_options(parser, "folder", "output folder (created; may hold several genomes)")
+    options.add_output_options(parser, "folder", "output folder (created; may hold several genomes; with --demo a "
+                               "complete copy is reused unless --overwrite)")
     parser.add_argument(
         "--name", help="output file stem (default: INPUT without extensions; sacCer_R64 for --demo yeast)"
     )
@@ -31,9 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="accession",
         help="sequence names for GenBank records: the accession (default) or chr + the /chromosome qualifier",
     )
-    parser.add_argument(
-        "--force", action="store_true", help="with --demo: rebuild even if a complete copy exists"
-    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if bool(args.input) == bool(args.demo):
         raise InputError("give either INPUT or --demo yeast (not both, not neither)")
     if args.demo:
-        result = prepare_demo_yeast(args.out, args.name, force=args.force)
+        result = prepare_demo_yeast(args.out, args.name, force=args.overwrite)
     else:
         result = prepare_genome(args.input, args.out, args.name, genbank_names=args.genbank_names)
     print_summary(result)

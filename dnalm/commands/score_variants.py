@@ -13,9 +13,7 @@ from dnalm.commands import options
 def add_arguments(p) -> None:
     options.add_model_options(p, batch_size=32, batch_help="variant windows per forward pass")
     p.add_argument("--fasta", required=True, help="reference genome FASTA (plain or bgzip, indexed)")
-    p.add_argument(
-        "--vcf", required=True, help="variants: VCF, VCF.gz, BCF, or a TSV/CSV with chrom, pos, ref, alt"
-    )
+    options.add_input_option(p, "variants: VCF, VCF.gz, BCF, or a TSV/CSV with chrom, pos, ref, alt")
     options.add_output_options(p, "file", "output file: OUT.vcf, OUT.vcf.gz (bgzip + .tbi) or OUT.tsv")
     p.add_argument(
         "--window",
@@ -68,7 +66,7 @@ def run(args) -> int:
     df = score_variants_to_file(
         model,
         Genome(args.fasta),
-        args.vcf,
+        args.input,
         args.out,
         window=args.window,
         strands=args.strands,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from dnalm.commands.options import non_negative_int
+
 
 def add_table_arguments(p) -> None:
     """Add the table options shared by the generation commands (``--sequence-column``, ``--no-header``, ...)."""
@@ -12,7 +14,7 @@ def add_table_arguments(p) -> None:
     p.add_argument("--no-header", action="store_true", help="the table has no header line")
     p.add_argument("--column-names", default=None,
                    help="comma-separated names for the columns of a headerless table (default 1,2,...)")
-    p.add_argument("--skip-rows", type=int, default=0, help="leading metadata lines to skip")
+    p.add_argument("--skip-rows", type=non_negative_int, default=0, help="leading metadata lines to skip")
     p.add_argument("--sep", default=None, help="field separator (default: tab for .tsv/.txt, comma for .csv)")
 
 

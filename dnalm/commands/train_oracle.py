@@ -12,9 +12,9 @@ from dnalm.commands import options
 def add_arguments(p) -> None:
     from dnalm.commands.table_options import add_table_arguments
 
-    p.add_argument("--data", required=True, help="table (CSV/TSV, gzip ok) of sequences and measured values")
+    options.add_input_option(p, "table (CSV/TSV, gzip ok) of sequences and measured values")
     add_table_arguments(p)
-    p.add_argument("--target-columns", required=True, help="comma-separated numeric columns to predict")
+    options.add_label_columns_option(p, "numeric columns to predict", required=True)
     options.add_output_options(p, "folder", "output oracle folder")
     options.add_compute_options(p, batch_size=None, batch_help="sequences per step", dtype=None,
                                 defaults_from="the settings",
@@ -29,7 +29,7 @@ def run(args) -> int:
 
     import yaml
 
-    from dnalm.commands.table_options import split_list, table_from_args
+    from dnalm.commands.table_options import table_from_args
     from generate.oracle import OracleTrainConfig, train_oracle
 
     options.setup_compute(args)
@@ -41,8 +41,8 @@ def run(args) -> int:
     args.set = [s for s in args.set if not s.startswith("arch.")]
     cfg = options.load_settings(OracleTrainConfig, args, sets)
     cfg = dataclasses.replace(cfg, progress=options.progress(args))
-    targets = split_list(args.target_columns)
-    table = table_from_args(args, args.data, targets)
+    targets = args.label_columns
+    table = table_from_args(args, args.input, targets)
     print(table.skip_summary())
     _, report = train_oracle(
         table.sequences, table.values, targets, args.out, cfg, arch,

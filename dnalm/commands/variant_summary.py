@@ -8,7 +8,7 @@ from dnalm.commands import options
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--vcf", required=True, help="VCF written by dnalm score-variants")
+    options.add_input_option(p, "VCF written by dnalm score-variants")
     p.add_argument("--label-info", default="CSQ", help="INFO key holding a class label (default CSQ; absent is fine)")
     options.add_output_options(p, "file", "summary TSV")
 
@@ -16,6 +16,6 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from dnalm.variant_summary import summarise_scored_vcf
 
-    table = summarise_scored_vcf(args.vcf, label_info=args.label_info, out=args.out)
+    table = summarise_scored_vcf(args.input, label_info=args.label_info, out=args.out)
     print(table.to_string(index=False))
     return 0

@@ -25,8 +25,8 @@ rule finetune_generator:
     log:
         "logs/finetune_generator.log",
     shell:
-        "dnalm finetune-generator --model {params.model} --data {input.table} --sequence-column {params.seqcol} "
-        "{params.table_options} --property-columns {params.props} --set n_bins={params.bins} {params.edges} "
+        "dnalm finetune-generator --model {params.model} --input {input.table} --sequence-column {params.seqcol} "
+        "{params.table_options} --label-columns {params.props} --set n_bins={params.bins} {params.edges} "
         "--out {params.outdir} --threads {threads} --no-progress {params.extra} > {log} 2>&1"
 
 
@@ -72,8 +72,8 @@ rule train_oracle:
     log:
         "logs/train_oracle.log",
     shell:
-        "dnalm train-oracle --data {input.table} --sequence-column {params.seqcol} {params.table_options} "
-        "--target-columns {params.props} --out {params.outdir} --threads {threads} --no-progress {params.extra} "
+        "dnalm train-oracle --input {input.table} --sequence-column {params.seqcol} {params.table_options} "
+        "--label-columns {params.props} --out {params.outdir} --threads {threads} --no-progress {params.extra} "
         "> {log} 2>&1"
 
 

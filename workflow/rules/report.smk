@@ -11,7 +11,7 @@ rule variant_summary:
     log:
         "logs/variant_summary/{name}.log",
     shell:
-        "dnalm variant-summary --vcf {input} --out {output} > {log} 2>&1"
+        "dnalm variant-summary --input {input} --out {output} > {log} 2>&1"
 
 
 rule report:

@@ -18,6 +18,6 @@ rule score_variants:
     log:
         "logs/score_variants/{name}.log",
     shell:
-        "dnalm score-variants --model {params.model} --fasta {input.fasta} --vcf {input.vcf} --out {output.vcf} "
+        "dnalm score-variants --model {params.model} --fasta {input.fasta} --input {input.vcf} --out {output.vcf} "
         "--window {params.window} --no-progress > {log} 2>&1"
 
