@@ -46,11 +46,13 @@ class BidirectionalConfig:
 
 
 def default_complement_map(vocab_size: int) -> list[int]:
-    """HyenaDNA/Caduceus ids: A=7 <-> T=10, C=8 <-> G=9; every other id maps to itself."""
+    """HyenaDNA/Caduceus ids: A=7 <-> T=10, C=8 <-> G=9 (the tokenizer's ``COMPLEMENT_IDS``); every other id maps
+    to itself."""
+    from dnalm.tokenizer import COMPLEMENT_IDS
+
     cmap = list(range(vocab_size))
-    for a, b in ((7, 10), (8, 9)):
-        if max(a, b) < vocab_size:
-            cmap[a], cmap[b] = b, a
+    for i, c in enumerate(COMPLEMENT_IDS[:vocab_size].tolist()):
+        cmap[i] = c if c < vocab_size else i
     return cmap
 
 
