@@ -10,7 +10,6 @@ through; anything importable is converted once into a cache folder named by the 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -183,9 +182,11 @@ def dnalm_folder(src: str | os.PathLike) -> Path:
     if not path.exists():
         return path
     if cfg.is_file():
+        from dnalm.utils import read_model_json
+
         try:
-            if json.loads(cfg.read_text()).get("model_type") == "dnalm":
+            if read_model_json(cfg).get("model_type") == "dnalm":
                 return path
-        except (json.JSONDecodeError, AttributeError):
+        except InputError:
             return path  # read_model_config reports it
     return resolve_model(path)
