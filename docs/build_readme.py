@@ -6,7 +6,8 @@
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["pipeline", "cli", "genome", "datasets", "models", "mamba2", "hyena", "pretrain", "finetune", "variant_effect",
+ORDER = ["pipeline", "cli", "genome", "datasets", "models", "mamba2", "hyena", "byom", "pretrain", "finetune",
+         "variant_effect",
          "generation"]
 LAST = ["developers"]  # after every other section, however many are added
 
