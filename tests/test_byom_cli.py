@@ -71,7 +71,7 @@ def test_brought_models_through_every_command(world, tmp_path, name, width):
     assert json.loads((ft / "metrics.json").read_text())["steps"] == 3
 
     out = tmp_path / "scores.tsv"
-    assert main(["score-variants", "--model", src, "--fasta", str(d / "g.fa"), "--vcf", str(d / "v.vcf"),
+    assert main(["score-variants", "--model", src, "--fasta", str(d / "g.fa"), "--input", str(d / "v.vcf"),
                  "--window", "16", "--out", str(out), "--no-progress"]) == 0
     table = pd.read_csv(out, sep="\t")
     zero_shot = "masked_marginal" if name == "caduceus" else "llr"
@@ -80,7 +80,7 @@ def test_brought_models_through_every_command(world, tmp_path, name, width):
     if name == "caduceus":
         assert np.isnan(table["masked_marginal"][2]) and "substitutions" in table["message"][2]
         vcf_out = tmp_path / "scores.vcf"
-        assert main(["score-variants", "--model", src, "--fasta", str(d / "g.fa"), "--vcf", str(d / "v.vcf"),
+        assert main(["score-variants", "--model", src, "--fasta", str(d / "g.fa"), "--input", str(d / "v.vcf"),
                      "--window", "16", "--out", str(vcf_out), "--no-progress"]) == 0
         text = vcf_out.read_text()
         assert "DNALM_MASKED_MARGINAL" in text and "zero_shot=masked_marginal" in text
