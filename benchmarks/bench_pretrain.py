@@ -33,11 +33,12 @@ def bench(variant: str, length: int, tokens: int, steps: int, bf16: bool = False
     import copy
 
     from dnalm.models.lm import DNALM, PRESETS, LMConfig
-    from dnalm.pretrain import PretrainModule, parameter_groups
-    from dnalm.pretrain_config import _deep_merge
+    from dnalm.config import deep_merge
+    from dnalm.pretrain import PretrainModule
+    from dnalm.training import parameter_groups
 
     preset, over = VARIANTS[variant]
-    cfg = LMConfig.from_dict(_deep_merge(copy.deepcopy(PRESETS[preset]), over))
+    cfg = LMConfig.from_dict(deep_merge(copy.deepcopy(PRESETS[preset]), over))
     model = DNALM(cfg)
     opt = torch.optim.AdamW([{k: v for k, v in g.items() if k != "names"} for g in parameter_groups(model, 0.1)], lr=1e-3)
     batch = max(1, tokens // length)

@@ -15,6 +15,7 @@ API (small on purpose; the CLI's ``--config FILE`` / ``--set KEY=VALUE`` flags c
 - :func:`apply_overrides` ``(cfg, ["a.b.c=value", ...])``: a new instance of ``type(cfg)`` with the overrides.
 - :func:`from_dict` ``(cls, mapping, prefix="")``: build ``cls`` strictly from a mapping.
 - :func:`to_dict` ``(cfg)``: the plain mapping that :func:`from_dict` reads back.
+- :func:`deep_merge` ``(base, over)``: merge nested mappings (a preset with its overrides).
 - :func:`read_mapping` ``(path)``: a YAML/JSON file's top-level mapping (binary, non-UTF-8, unparsable or
   non-mapping files are refused naming the file).
 
@@ -53,7 +54,9 @@ from dnalm.errors import ConfigError
 
 T = TypeVar("T")
 
-__all__ = ["ConfigError", "apply_overrides", "from_dict", "load_config", "read_mapping", "suggest", "to_dict"]
+__all__ = [
+    "ConfigError", "apply_overrides", "deep_merge", "from_dict", "load_config", "read_mapping", "suggest", "to_dict",
+]
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -111,7 +114,7 @@ def _type_name(tp) -> str:
         return "mapping"
     if dataclasses.is_dataclass(tp):
         return f"mapping ({tp.__name__})"
-    return {int: "an integer", float: "a number", bool: "a boolean (true/false)", str: "a string"}.get(tp, str(tp))
+    return {int: "integer", float: "number", bool: "boolean (true/false)", str: "string"}.get(tp, str(tp))
 
 
 class _Raw(str):
@@ -288,6 +291,16 @@ def to_dict(cfg: Any) -> Any:
     if isinstance(cfg, dict):
         return {k: to_dict(v) for k, v in cfg.items()}
     return copy.deepcopy(cfg)
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    """Merge mapping ``over`` into ``base`` in place (nested mappings merge, anything else replaces); returns base."""
+    for k, v in (over or {}).items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            deep_merge(base[k], v)
+        else:
+            base[k] = copy.deepcopy(v)
+    return base
 
 
 def _split_key(dotted: str) -> list[str]:

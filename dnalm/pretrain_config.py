@@ -26,17 +26,13 @@ Relative genome paths are taken from the working directory (the project root for
 from __future__ import annotations
 
 import copy
-import dataclasses
-import difflib
 import math
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import yaml
-
-from dnalm.errors import ConfigError
+from dnalm.config import deep_merge, from_dict, to_dict
+from dnalm.config import load_config as _load
+from dnalm.errors import ConfigError, DnalmError
 
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "fsdp")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
@@ -152,9 +148,11 @@ class PretrainConfig:
         return len(self.stages) - 1, self.stages[-1]
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return to_dict(self)
 
     def to_yaml(self) -> str:
+        import yaml
+
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
 
     # ------------------------------------------------------------------------------------ checks
@@ -268,33 +266,21 @@ class PretrainConfig:
         return self
 
     def lm_config(self):
-        """The :class:`~dnalm.models.lm.LMConfig` of the model section (preset with overrides merged)."""
-        from dnalm.models.lm import PRESETS, LMConfig, make_mixer
+        """The :class:`~dnalm.models.lm.LMConfig` of the model section (preset with overrides merged), checked
+        strictly (unknown or mistyped keys name ``model.overrides.<key>``) without building a model."""
+        from dnalm.models.lm import PRESETS, LMConfig
 
         if self.model.init_from:
             from dnalm.models.lm import read_model_config
 
             try:
                 return read_model_config(self.model.init_from)[0]
-            except Exception as exc:  # noqa: BLE001 - reported with the key
+            except DnalmError as exc:
                 raise ConfigError(f"model.init_from: {exc}") from None
         if self.model.preset not in PRESETS:
             raise ConfigError(f"model.preset: unknown preset {self.model.preset!r}; presets: {', '.join(PRESETS)}")
-        merged = _deep_merge(copy.deepcopy(PRESETS[self.model.preset]), self.model.overrides)
-        try:
-            cfg = LMConfig.from_dict(merged, source="model.overrides")
-            import torch
-
-            # build each distinct mixer once on the meta device: catches unknown mixer options early
-            for kind in set(cfg.layer_pattern):
-                with torch.device("meta"):
-                    make_mixer(kind, cfg, 0)
-        except ConfigError as exc:
-            msg = str(exc)
-            raise ConfigError(msg if msg.startswith("model.") else f"model.overrides: {msg}") from None
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"model.overrides: {exc}") from None
-        return cfg
+        merged = deep_merge(copy.deepcopy(PRESETS[self.model.preset]), self.model.overrides)
+        return from_dict(LMConfig, merged, prefix="model.overrides")
 
 
 # ---------------------------------------------------------------------------------------- loading
@@ -311,175 +297,6 @@ def _check_length(key: str, length: int, max_length: int) -> None:
         raise ConfigError(f"{key}: {length} is longer than the model's max_length {max_length}")
 
 
-def _deep_merge(base: dict, over: dict) -> dict:
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict):
-            _deep_merge(base[k], v)
-        else:
-            base[k] = copy.deepcopy(v)
-    return base
-
-
-class _Raw(str):
-    """A ``--set`` value as typed on the command line; converted by the target field's type."""
-
-
-_TRUE = {"true", "yes", "on", "1"}
-_FALSE = {"false", "no", "off", "0"}
-
-
-def _type_name(tp) -> str:
-    origin = typing.get_origin(tp)
-    if origin is list:
-        (arg,) = typing.get_args(tp)
-        return f"list of {_type_name(arg)}"
-    if dataclasses.is_dataclass(tp):
-        return f"mapping ({tp.__name__})"
-    return {int: "integer", float: "number", bool: "boolean (true/false)", str: "string", dict: "mapping"}.get(
-        tp, str(tp)
-    )
-
-
-def _convert(value: Any, tp, key: str) -> Any:
-    """``value`` as type ``tp``, or a ConfigError naming ``key`` and the expected type."""
-    if isinstance(value, _Raw):
-        if tp is str:
-            return str(value)
-        if tp is bool:
-            low = value.lower()
-            if low in _TRUE | _FALSE:
-                return low in _TRUE
-            raise ConfigError(f"{key}: expected a boolean (true/false), got {str(value)!r}")
-        try:
-            value = yaml.safe_load(str(value))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{key}: cannot parse {str(value)!r}: {exc}") from None
-    origin = typing.get_origin(tp)
-    bad = ConfigError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise bad
-        return _from_dict(tp, value, key)
-    if origin is list:
-        (arg,) = typing.get_args(tp)
-        if value is None:
-            return []
-        if not isinstance(value, (list, tuple)):
-            raise bad
-        return [_convert(v, arg, f"{key}[{i}]") for i, v in enumerate(value)]
-    if tp is dict:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise bad
-        return copy.deepcopy(value)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise bad
-    if tp is int:
-        if isinstance(value, bool):
-            raise bad
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise bad
-    if tp is float:
-        if isinstance(value, bool):
-            raise bad
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                raise bad from None
-        raise bad
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)  # e.g. precision: 32
-        raise bad
-    raise TypeError(f"unsupported config field type {tp}")  # pragma: no cover - a bug in this module
-
-
-def _from_dict(cls, raw: dict, prefix: str = ""):
-    """Strictly build dataclass ``cls`` from ``raw``: unknown keys and wrong types name the dotted key."""
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for k, v in raw.items():
-        key = f"{prefix}.{k}" if prefix else str(k)
-        if k not in names:
-            close = difflib.get_close_matches(str(k), names, n=1)
-            hint = f"; did you mean {(prefix + '.' if prefix else '') + close[0]!r}?" if close else ""
-            raise ConfigError(f"{key}: unknown key{hint} (known: {', '.join(names)})")
-        kwargs[k] = _convert(v, hints[k], key)
-    return cls(**kwargs)
-
-
-def _apply_set(raw: dict, assignment: str) -> None:
-    """Apply one ``a.b.c=value`` (list items by index: ``stages.1.steps=100``) to the raw YAML dict."""
-    if "=" not in assignment:
-        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE (e.g. optim.lr=1e-3)")
-    dotted, _, text = assignment.partition("=")
-    parts = [p for p in dotted.strip().split(".") if p]
-    if not parts:
-        raise ConfigError(f"--set {assignment!r}: empty key")
-    node: Any = raw
-    cls: Any = PretrainConfig
-    walked = []
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        where = ".".join(walked + [part])
-        if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"--set {dotted}: {where}: no list item {part!r} (the list has {len(node)} items)")
-            idx = int(part)
-            if last:
-                node[idx] = _Raw(text)
-                return
-            node = node[idx]
-            walked.append(part)
-            continue
-        if cls is not None:
-            hints = typing.get_type_hints(cls)
-            if part not in hints:
-                names = list(hints)
-                close = difflib.get_close_matches(part, names, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(f"--set {dotted}: {where}: unknown key{hint} (known: {', '.join(names)})")
-            tp = hints[part]
-        else:
-            tp = dict  # inside a free-form mapping (model.overrides)
-        if last:
-            if cls is None:
-                try:
-                    node[part] = yaml.safe_load(text)
-                except yaml.YAMLError as exc:
-                    raise ConfigError(f"--set {dotted}: cannot parse {text!r}: {exc}") from None
-            else:
-                node[part] = _Raw(text)
-            return
-        if node.get(part) is None:
-            if typing.get_origin(tp) is list:
-                raise ConfigError(f"--set {dotted}: {where} is not set in the config, so it has no items")
-            node[part] = {}
-        node = node[part]
-        walked.append(part)
-        if dataclasses.is_dataclass(tp):
-            cls = tp
-        elif typing.get_origin(tp) is list:
-            (arg,) = typing.get_args(tp)
-            cls = arg if dataclasses.is_dataclass(arg) else None
-        else:
-            cls = None
-        if not isinstance(node, (dict, list)):
-            raise ConfigError(f"--set {dotted}: {where} is a {type(node).__name__}, not a mapping")
-
-
 def config_from_dict(raw: dict, overrides: list[str] | tuple[str, ...] = (), check_files: bool = True) -> PretrainConfig:
     """Build and validate a :class:`PretrainConfig` from a plain dict and ``--set`` style overrides.
 
@@ -491,12 +308,9 @@ def config_from_dict(raw: dict, overrides: list[str] | tuple[str, ...] = (), che
     Returns:
         The validated config.
     """
-    raw = copy.deepcopy(raw) if raw is not None else {}
-    if not isinstance(raw, dict):
+    if raw is not None and not isinstance(raw, dict):
         raise ConfigError(f"the config must be a mapping at the top level, got {type(raw).__name__}")
-    for assignment in overrides:
-        _apply_set(raw, assignment)
-    cfg = _from_dict(PretrainConfig, raw)
+    cfg = _load(PretrainConfig, data=raw or {}, overrides=overrides)
     return cfg.validate(check_files=check_files)
 
 
@@ -514,14 +328,8 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (), c
     Raises:
         ConfigError: naming the file and the offending key.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+    cfg = _load(PretrainConfig, path, overrides)
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    try:
-        return config_from_dict(raw, overrides, check_files=check_files)
+        return cfg.validate(check_files=check_files)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None

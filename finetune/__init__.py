@@ -18,7 +18,7 @@ _EXPORTS: dict[str, str] = {
     "TaskSpec": "finetune.tasks",
     "load_task": "finetune.tasks",
     "compute_metrics": "finetune.metrics",
-    "FinetuneConfig": "finetune.lightning",
+    "FinetuneConfig": "finetune.config",
     "finetune": "finetune.lightning",
     "embed_sequences": "finetune.probes",
     "run_probe": "finetune.probes",

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from dnalm.errors import ConfigError, DnalmError
-from finetune.config import from_dict, load_yaml
+from dnalm.config import from_dict, load_config
+from finetune.config import FinetuneConfig
 from finetune.tasks import SUITES, Task, TaskSpec, discover_suite, load_task, parse_task_spec, select_tasks
 
 
@@ -49,10 +50,20 @@ class BenchmarkConfig:
     progress_bar: bool = True  # progress bars
     seed: int = 0  # seed of subsampling, training and probes
 
+    def __post_init__(self):
+        # fine-tuning settings are checked here, at load, naming the dotted key (finetune.lr_hed -> lr_head)
+        from_dict(FinetuneConfig, self.finetune, prefix="finetune")
+        if not isinstance(self.task_finetune, dict):
+            raise ConfigError(f"task_finetune: expected a mapping {{task: {{setting: value}}}}, got {self.task_finetune!r}")
+        for name, extra in self.task_finetune.items():
+            if not isinstance(extra, dict):
+                raise ConfigError(f"task_finetune.{name}: expected a mapping of fine-tuning settings, got {extra!r}")
+            from_dict(FinetuneConfig, {**self.finetune, **extra}, prefix=f"task_finetune.{name}")
+
     @classmethod
-    def load(cls, path: str | Path) -> BenchmarkConfig:
-        """Read a suite/settings YAML strictly (unknown keys are errors naming them)."""
-        return from_dict(cls, load_yaml(path), source=str(path))
+    def load(cls, path: str | Path, overrides=()) -> BenchmarkConfig:
+        """Read a suite/settings YAML strictly (unknown keys are errors naming them), then ``--set`` overrides."""
+        return load_config(cls, path, overrides)
 
 
 def task_specs(config: BenchmarkConfig, base_dir: Path | None = None) -> dict[str, TaskSpec]:
@@ -146,12 +157,10 @@ def _job_cost(method: str, pooling: str, task: Task, full: Task, ft_cfg, config:
     return tokens * (3 * ft_cfg.max_steps * ft_cfg.batch_size + evals * len(task.dev) + len(task.dev) + len(task.test))
 
 
-def _finetune_config(name: str, config: BenchmarkConfig):
-    from finetune.lightning import FinetuneConfig
-
+def _finetune_config(name: str, config: BenchmarkConfig) -> FinetuneConfig:
     return from_dict(FinetuneConfig, {**config.finetune, **(config.task_finetune or {}).get(name, {}),
                                       "seed": config.seed, "progress_bar": config.progress_bar,
-                                      "save_model": config.save_models}, source=f"finetune settings of {name}")
+                                      "save_model": config.save_models}, prefix=f"task_finetune.{name}")
 
 
 def _prepare(name: str, spec: TaskSpec, config: BenchmarkConfig) -> tuple[Task, Task, object]:
@@ -283,7 +292,6 @@ def run_benchmark(model: str | Path, config: BenchmarkConfig, out_dir: str | Pat
         The results table (one row per task and method).
     """
     from dnalm.utils import atomic_write
-    from finetune.lightning import FinetuneConfig
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,125 +1,55 @@
-"""Strict configuration helpers: dataclasses from dicts/YAML and ``--set key=value`` overrides."""
+"""Settings of one fine-tuning run (:class:`FinetuneConfig`), readable without importing Lightning.
+
+Loaded strictly by :mod:`dnalm.config` (``load_config(FinetuneConfig, "ft.yaml", ["max_steps=500"])``): an unknown
+key names itself and the closest known one, a wrongly typed value names the key and the expected type.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import typing
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, TypeVar
+from dataclasses import dataclass
 
 from dnalm.errors import ConfigError
 
-T = TypeVar("T")
+POOLINGS = ("mean", "last", "echo", "rc_echo")  # poolings of finetune.heads
 
 
-def _field_types(cls) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls)}
+@dataclass
+class FinetuneConfig:
+    """Settings of one fine-tuning run (``dnalm finetune --set key=value``)."""
 
+    pooling: str = "mean"  # mean | last | echo | rc_echo
+    head_hidden: int = 0  # hidden width of the head (0 = linear)
+    head_dropout: float = 0.1  # dropout in the head
+    strand_average: bool = False  # average predictions of x and rc(x) (train and test)
+    freeze_backbone: bool = False  # train only the head
+    lr_head: float = 1e-3  # peak learning rate of the head
+    lr_backbone: float = 1e-4  # peak learning rate of the backbone
+    weight_decay: float = 0.01  # AdamW weight decay (dnalm.training rule: not on biases, norms, embeddings, ...)
+    warmup_steps: int = 50  # linear warm-up steps, then cosine decay to 0 at max_steps
+    batch_size: int = 32  # training batch size
+    eval_batch_size: int = 128  # batch size for dev/test
+    max_steps: int = 1000  # optimiser steps (cap)
+    val_every: int = 100  # optimiser steps between dev evaluations
+    patience: int = 5  # dev evaluations without improvement before early stopping (0 = never stop early)
+    max_train: int = 0  # subsample train to this many rows, stratified and seeded (0 = all)
+    max_dev: int = 2000  # subsample dev (0 = all); dev is evaluated often, so keep it small on CPU
+    max_test: int = 0  # subsample test (0 = all)
+    rc_augment: float = 0.0  # probability of reverse complementing a training sequence
+    scan_chunk_size: int = 0  # Mamba2 SSD chunk length for this run (0 = the model's); compute only, same outputs
+    grad_clip: float = 1.0  # gradient norm clip (0 = off)
+    seed: int = 0  # seed of initialisation, batches, augmentation and subsampling
+    num_workers: int = 0  # DataLoader workers
+    threads: int = 0  # torch CPU threads (0 = torch's default)
+    accelerator: str = "auto"  # Lightning accelerator: auto | cpu | gpu
+    precision: str = "32-true"  # Lightning precision (bf16-mixed on recent GPUs)
+    progress_bar: bool = True  # show progress bars
+    save_model: bool = True  # save_pretrained the fine-tuned model into OUT/model
 
-def parse_value(text: str, annotation: Any, key: str) -> Any:
-    """Convert the string ``text`` to the type of a dataclass field (int, float, bool, str, list, None).
-
-    Lists are comma-separated (``k=1,2,3``); ``none``/``null`` gives None where the field allows it.
-    """
-    import yaml
-
-    origin = typing.get_origin(annotation)
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    optional = type(None) in typing.get_args(annotation)
-    if text.strip().lower() in ("none", "null", "~") and (optional or annotation is Any):
-        return None
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and len(args) == 1:
-        return parse_value(text, args[0], key)
-    if annotation is bool:
-        low = text.strip().lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"{key}: {text!r} is not a boolean (true/false)")
-    if annotation is int:
-        try:
-            return int(text)
-        except ValueError:
-            raise ConfigError(f"{key}: {text!r} is not an integer") from None
-    if annotation is float:
-        try:
-            return float(text)
-        except ValueError:
-            raise ConfigError(f"{key}: {text!r} is not a number") from None
-    if annotation is str:
-        return text
-    if origin is list:
-        inner = typing.get_args(annotation)[0] if typing.get_args(annotation) else Any
-        parts = [p for p in text.split(",") if p.strip()]
-        return [parse_value(p.strip(), inner, key) if inner in (int, float, str, bool) else yaml.safe_load(p) for p in parts]
-    try:  # dicts and mixed types: YAML syntax
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{key}: cannot parse {text!r} ({exc})") from None
-
-
-def from_dict(cls: type[T], d: dict | None, source: str = "config") -> T:
-    """Instantiate dataclass ``cls`` from ``d``; an unknown key is a :class:`ConfigError` naming it."""
-    d = dict(d or {})
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
-    try:
-        return cls(**d)
-    except TypeError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-
-
-def apply_overrides(obj: T, overrides: Sequence[str], source: str = "--set") -> T:
-    """A copy of dataclass ``obj`` with ``key=value`` strings applied (``a.b=v`` sets key ``b`` of dict ``a``).
-
-    Raises:
-        ConfigError: for a malformed override or an unknown key (naming it and the known keys).
-    """
-    types = _field_types(type(obj))
-    changes: dict[str, Any] = {}
-    for item in overrides or []:
-        if "=" not in item:
-            raise ConfigError(f"{source} {item!r}: expected key=value")
-        key, value = item.split("=", 1)
-        key = key.strip()
-        head, _, rest = key.partition(".")
-        if head not in types:
-            raise ConfigError(f"{source} {item!r}: unknown key {head!r}; known keys: {', '.join(sorted(types))}")
-        if rest:
-            current = dict(changes.get(head, getattr(obj, head)) or {})
-            import yaml
-
-            current[rest] = yaml.safe_load(value)
-            changes[head] = current
-        else:
-            changes[head] = parse_value(value, types[head], head)
-    if not changes:
-        return obj
-    try:
-        return dataclasses.replace(obj, **changes)
-    except TypeError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-
-
-def load_yaml(path: str | os.PathLike) -> dict:
-    """Read a YAML mapping; errors name the file."""
-    import yaml
-
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: no such file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    return data
+    def __post_init__(self):
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"pooling {self.pooling!r} is not one of {', '.join(POOLINGS)}")
+        for name in ("max_steps", "val_every", "batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.rc_augment <= 1.0:
+            raise ConfigError(f"rc_augment is a probability, got {self.rc_augment}")

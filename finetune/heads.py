@@ -29,8 +29,8 @@ from torch import nn
 from dnalm.errors import ConfigError, InputError
 from dnalm.tokenizer import BOS_ID, PAD_ID, SEP_ID, reverse_complement_ids
 from dnalm.utils import read_model_json
+from finetune.config import POOLINGS  # mean | last | echo | rc_echo
 
-POOLINGS = ("mean", "last", "echo", "rc_echo")
 KINDS = ("binary", "multiclass", "multilabel", "regression", "token_classification")
 HEAD_FORMAT = "dnalm-finetune-head"
 HEAD_FORMAT_VERSION = 1

@@ -25,55 +25,12 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProg
 from torch.utils.data import DataLoader
 
 from dnalm.errors import ConfigError, InputError
+from finetune.config import FinetuneConfig
 from finetune.data import TaskDataset, collate_batch
 from finetune.evaluate import evaluate, predictions_table
 from finetune.heads import HeadConfig, SequenceModel, load_backbone
 from finetune.metrics import compute_metrics, higher_is_better
 from finetune.tasks import Task, load_task
-
-
-@dataclass
-class FinetuneConfig:
-    """Settings of one fine-tuning run (``dnalm finetune --set key=value``)."""
-
-    pooling: str = "mean"  # mean | last | echo | rc_echo
-    head_hidden: int = 0  # hidden width of the head (0 = linear)
-    head_dropout: float = 0.1  # dropout in the head
-    strand_average: bool = False  # average predictions of x and rc(x) (train and test)
-    freeze_backbone: bool = False  # train only the head
-    lr_head: float = 1e-3  # peak learning rate of the head
-    lr_backbone: float = 1e-4  # peak learning rate of the backbone
-    weight_decay: float = 0.01  # AdamW weight decay (not on biases and norms)
-    warmup_steps: int = 50  # linear warm-up steps
-    batch_size: int = 32  # training batch size
-    eval_batch_size: int = 128  # batch size for dev/test
-    max_steps: int = 1000  # optimiser steps (cap)
-    val_every: int = 100  # optimiser steps between dev evaluations
-    patience: int = 5  # dev evaluations without improvement before early stopping (0 = never stop early)
-    max_train: int = 0  # subsample train to this many rows, stratified and seeded (0 = all)
-    max_dev: int = 2000  # subsample dev (0 = all); dev is evaluated often, so keep it small on CPU
-    max_test: int = 0  # subsample test (0 = all)
-    rc_augment: float = 0.0  # probability of reverse complementing a training sequence
-    scan_chunk_size: int = 0  # Mamba2 SSD chunk length for this run (0 = the model's); compute only, same outputs
-    grad_clip: float = 1.0  # gradient norm clip (0 = off)
-    seed: int = 0  # seed of initialisation, batches, augmentation and subsampling
-    num_workers: int = 0  # DataLoader workers
-    threads: int = 0  # torch CPU threads (0 = torch's default)
-    accelerator: str = "auto"  # Lightning accelerator: auto | cpu | gpu
-    precision: str = "32-true"  # Lightning precision (bf16-mixed on recent GPUs)
-    progress_bar: bool = True  # show progress bars
-    save_model: bool = True  # save_pretrained the fine-tuned model into OUT/model
-
-    def __post_init__(self):
-        from finetune.heads import POOLINGS
-
-        if self.pooling not in POOLINGS:
-            raise ConfigError(f"pooling {self.pooling!r} is not one of {', '.join(POOLINGS)}")
-        for name in ("max_steps", "val_every", "batch_size", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not 0.0 <= self.rc_augment <= 1.0:
-            raise ConfigError(f"rc_augment is a probability, got {self.rc_augment}")
 
 
 # --------------------------------------------------------------------------------------------- Lightning

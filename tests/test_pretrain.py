@@ -178,7 +178,8 @@ def test_set_overrides_are_typed(genome):
     assert cfg.trainer.progress_bar is False and cfg.trainer.seed == 5
     assert cfg.data.validation_chroms == ["chr2", "chr3"]
     lm = cfg.lm_config()
-    assert lm.mamba2 == {"d_state": 8, "headdim": 16, "expand": 2, "chunk_size": 32}  # merged, not replaced
+    m = lm.mamba2  # merged with the preset's and the file's, not replaced
+    assert (m.d_state, m.headdim, m.expand, m.chunk_size) == (8, 16, 2, 32)
     for bad, key in [("optim.lrr=1", "optim.lrr"), ("stages.5.steps=1", "stages.5"), ("trainer.seed=x", "trainer.seed"),
                      ("trainer.progress_bar=maybe", "trainer.progress_bar"), ("optim", "KEY=VALUE")]:
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

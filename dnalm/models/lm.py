@@ -14,15 +14,22 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from dnalm.config import ConfigError
+from dnalm.config import from_dict as _strict_from_dict
+from dnalm.config import to_dict as _plain_dict
 from dnalm.models.attention import Attention, AttentionConfig
 from dnalm.models.cache import InferenceCache
+from dnalm.models.caduceus import BidirectionalConfig
+from dnalm.models.hyena import HyenaConfig, HyenaOperator
 from dnalm.models.layers import GatedMlp, Mlp, make_norm
+from dnalm.models.mamba import Mamba, MambaConfig
+from dnalm.models.mamba2 import Mamba2, Mamba2Config
 
 MIXERS = ("hyena", "mamba2", "mamba", "attention")
 KINDS = ("causal", "masked")  # next-token LMs; bidirectional masked LMs (Caduceus)
@@ -51,20 +58,30 @@ class LMConfig:
     initializer_range: float = 0.02  # std of the embedding init
     rescale_prenorm_residual: bool = True  # scale out_proj/fc2 init by 1/sqrt(2 n_layer) (GPT-2 style)
     gradient_checkpointing: bool = False  # recompute blocks in backward to save memory
-    hyena: dict = field(default_factory=dict)  # HyenaConfig fields (dnalm.models.hyena)
-    mamba2: dict = field(default_factory=dict)  # Mamba2Config fields (dnalm.models.mamba2)
-    mamba: dict = field(default_factory=dict)  # MambaConfig fields (dnalm.models.mamba, Mamba v1)
-    bidirectional: dict = field(default_factory=dict)  # masked kind: BidirectionalConfig (dnalm.models.caduceus)
-    attention: dict = field(default_factory=dict)  # AttentionConfig fields (dnalm.models.attention)
+    hyena: HyenaConfig = field(default_factory=HyenaConfig)  # Hyena mixer settings (dnalm.models.hyena)
+    mamba2: Mamba2Config = field(default_factory=Mamba2Config)  # Mamba2 mixer settings (dnalm.models.mamba2)
+    mamba: MambaConfig = field(default_factory=MambaConfig)  # Mamba v1 mixer settings (dnalm.models.mamba)
+    bidirectional: BidirectionalConfig = field(default_factory=BidirectionalConfig)  # masked kind (models.caduceus)
+    attention: AttentionConfig = field(default_factory=AttentionConfig)  # attention settings (dnalm.models.attention)
+
+    # typed sub-configs: a mapping given for one (preset, Python caller, config.json) goes through the strict loader
+    _SUB_CONFIGS: ClassVar[dict[str, type]] = {
+        "hyena": HyenaConfig, "mamba2": Mamba2Config, "mamba": MambaConfig, "bidirectional": BidirectionalConfig,
+        "attention": AttentionConfig,
+    }
 
     def __post_init__(self):
-        from dnalm.errors import ConfigError
-
+        for name, cls in self._SUB_CONFIGS.items():
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                setattr(self, name, _strict_from_dict(cls, value, prefix=name))
+            elif not isinstance(value, cls):
+                raise ConfigError(f"{name}: expected a mapping of {cls.__name__} fields, got {type(value).__name__}")
         if self.mixer not in MIXERS:
             raise ConfigError(f"mixer: {self.mixer!r} is not one of {', '.join(MIXERS)}")
         if self.kind not in KINDS:
             raise ConfigError(f"kind: {self.kind!r} is not one of {', '.join(KINDS)}")
-        if self.kind == "causal" and self.bidirectional:
+        if self.kind == "causal" and self.bidirectional != BidirectionalConfig():
             raise ConfigError("bidirectional: settings only apply to kind 'masked'")
         if self.mlp not in ("gated", "plain", "none"):
             raise ConfigError(f"mlp: {self.mlp!r} is not one of gated, plain, none")
@@ -77,6 +94,27 @@ class LMConfig:
         bad = [i for i in self.attn_layer_idx if not 0 <= i < self.n_layer]
         if bad:
             raise ConfigError(f"attn_layer_idx: {bad} outside 0..{self.n_layer - 1}")
+        self._check_shapes()
+
+    def _check_shapes(self) -> None:
+        """Cross-field checks of the mixers in use (what building them would find), without building anything."""
+        kinds = set(self.layer_pattern)
+        if "attention" in kinds:
+            a = self.attention
+            n_kv = a.n_kv_heads or a.n_heads
+            if a.n_heads < 1 or self.d_model % a.n_heads:
+                raise ConfigError(f"attention.n_heads: d_model={self.d_model} is not divisible by n_heads={a.n_heads}")
+            if n_kv < 1 or a.n_heads % n_kv:
+                raise ConfigError(f"attention.n_kv_heads: n_heads={a.n_heads} is not divisible by n_kv_heads={n_kv}")
+        if "mamba2" in kinds:
+            m = self.mamba2
+            d_inner = m.expand * self.d_model
+            if d_inner % m.headdim:
+                raise ConfigError(f"mamba2.headdim: d_inner {d_inner} (expand x d_model) is not a multiple of "
+                                  f"headdim {m.headdim}")
+            if (d_inner // m.headdim) % m.ngroups:
+                raise ConfigError(f"mamba2.ngroups: {d_inner // m.headdim} heads are not divisible into "
+                                  f"ngroups={m.ngroups}")
 
     @property
     def layer_pattern(self) -> list[str]:
@@ -84,17 +122,9 @@ class LMConfig:
         return ["attention" if i in self.attn_layer_idx else self.mixer for i in range(self.n_layer)]
 
     @property
-    def bidi(self):
-        """The typed :class:`~dnalm.models.caduceus.BidirectionalConfig` of a masked model (None if causal)."""
-        if self.kind != "masked":
-            return None
-        from dnalm.errors import ConfigError
-        from dnalm.models.caduceus import BidirectionalConfig
-
-        try:
-            return BidirectionalConfig(**self.bidirectional)
-        except TypeError as exc:
-            raise ConfigError(f"bidirectional: {exc}") from None
+    def bidi(self) -> BidirectionalConfig | None:
+        """The :class:`~dnalm.models.caduceus.BidirectionalConfig` of a masked model (None if causal)."""
+        return self.bidirectional if self.kind == "masked" else None
 
     @property
     def hidden_size(self) -> int:
@@ -108,18 +138,17 @@ class LMConfig:
         return int(math.ceil(self.vocab_size / m) * m)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Plain JSON-ready mapping, sub-configs included (what ``config.json`` holds)."""
+        return _plain_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "config") -> LMConfig:
-        """Strict: an unknown key is an error naming it."""
-        from dnalm.errors import ConfigError
-
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"{source}: unknown model config key(s) {', '.join(unknown)}")
-        return cls(**d)
+        """Strict (:mod:`dnalm.config`): an unknown or wrongly typed key, sub-configs included, is a ConfigError
+        naming ``source`` and the dotted key (``mamba2.chunk_sise: unknown key; did you mean 'mamba2.chunk_size'?``)."""
+        try:
+            return _strict_from_dict(cls, d)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
 
 
 def _hybrid_attn_idx(n_layer: int, every: int = 8, offset: int = 4) -> list[int]:
@@ -163,8 +192,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def preset_config(name: str, **overrides) -> LMConfig:
     """The :class:`LMConfig` of a named preset, with field overrides."""
-    from dnalm.errors import ConfigError
-
     if name not in PRESETS:
         raise ConfigError(f"unknown model preset {name!r}; presets: {', '.join(PRESETS)}")
     d = json.loads(json.dumps(PRESETS[name]))  # deep copy
@@ -192,30 +219,14 @@ def make_mixer(kind: str, cfg: LMConfig, layer_idx: int) -> nn.Module:
 
 
 def _causal_mixer(kind: str, cfg: LMConfig, layer_idx: int) -> nn.Module:
-    from dnalm.errors import ConfigError
-
-    def sub(dc, values, what):
-        try:
-            return dc(**values)
-        except TypeError as exc:
-            raise ConfigError(f"{what}: {exc}") from None
-
     if kind == "attention":
-        return Attention(cfg.d_model, layer_idx, sub(AttentionConfig, cfg.attention, "attention"))
+        return Attention(cfg.d_model, layer_idx, cfg.attention)
     if kind == "mamba2":
-        from dnalm.models.mamba2 import Mamba2, Mamba2Config
-
-        return Mamba2(cfg.d_model, layer_idx=layer_idx, config=sub(Mamba2Config, cfg.mamba2, "mamba2"))
+        return Mamba2(cfg.d_model, layer_idx=layer_idx, config=cfg.mamba2)
     if kind == "mamba":
-        from dnalm.models.mamba import Mamba, MambaConfig
-
-        return Mamba(cfg.d_model, layer_idx=layer_idx, config=sub(MambaConfig, cfg.mamba, "mamba"))
+        return Mamba(cfg.d_model, layer_idx=layer_idx, config=cfg.mamba)
     if kind == "hyena":
-        from dnalm.models.hyena import HyenaConfig, HyenaOperator
-
-        return HyenaOperator(
-            cfg.d_model, layer_idx=layer_idx, config=sub(HyenaConfig, cfg.hyena, "hyena"), max_length=cfg.max_length
-        )
+        return HyenaOperator(cfg.d_model, layer_idx=layer_idx, config=cfg.hyena, max_length=cfg.max_length)
     raise ConfigError(f"unknown mixer {kind!r}")
 
 
@@ -353,8 +364,6 @@ class DNALM(nn.Module):
         The chunked scan gives the same outputs for any chunk length; short sequences run faster with short
         chunks (the intra-chunk work is quadratic in the chunk length). Returns the number of mixers changed.
         """
-        from dnalm.errors import ConfigError
-
         if chunk_size < 1:
             raise ConfigError(f"scan_chunk_size must be positive, got {chunk_size}")
         changed = 0
@@ -363,7 +372,7 @@ class DNALM(nn.Module):
                 layer.mixer.chunk_size = int(chunk_size)
                 changed += 1
         if changed:
-            self.config.mamba2 = {**self.config.mamba2, "chunk_size": int(chunk_size)}
+            self.config.mamba2 = dataclasses.replace(self.config.mamba2, chunk_size=int(chunk_size))
         return changed
 
     # ------------------------------------------------------------------ forward
