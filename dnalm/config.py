@@ -15,6 +15,7 @@ API (small on purpose; the CLI's ``--config FILE`` / ``--set KEY=VALUE`` flags c
 - :func:`apply_overrides` ``(cfg, ["a.b.c=value", ...])``: a new instance of ``type(cfg)`` with the overrides.
 - :func:`from_dict` ``(cls, mapping, prefix="")``: build ``cls`` strictly from a mapping.
 - :func:`to_dict` ``(cfg)``: the plain mapping that :func:`from_dict` reads back.
+- :func:`parse_text` ``(text, type, key)``: one ``k=v`` string typed like ``--set`` does (task-spec queries).
 - :func:`deep_merge` ``(base, over)``: merge nested mappings (a preset with its overrides).
 - :func:`read_mapping` ``(path)``: a YAML/JSON file's top-level mapping (binary, non-UTF-8, unparsable or
   non-mapping files are refused naming the file).
@@ -55,7 +56,8 @@ from dnalm.errors import ConfigError
 T = TypeVar("T")
 
 __all__ = [
-    "ConfigError", "apply_overrides", "deep_merge", "from_dict", "load_config", "read_mapping", "suggest", "to_dict",
+    "ConfigError", "apply_overrides", "deep_merge", "from_dict", "load_config", "parse_text", "read_mapping", "suggest",
+    "to_dict", "unknown_key_error",
 ]
 
 _TRUE = {"true", "yes", "on", "1"}
@@ -213,6 +215,11 @@ def convert(value: Any, tp: Any, key: str) -> Any:
             return str(value)  # e.g. precision: 32
         raise bad
     raise ConfigError(f"{key}: unsupported field type {tp!r}")  # a bug in a settings dataclass
+
+
+def parse_text(text: str, tp: Any, key: str) -> Any:
+    """A string typed on a command line or in a query (``k=v``) as a value of type ``tp`` (``--set`` rules)."""
+    return convert(_Raw(text), tp, key)
 
 
 def _from_text(text: str, tp: Any, key: str) -> Any:
@@ -433,7 +440,8 @@ def load_config(
         cls: the settings dataclass.
         path: YAML/JSON file (None: start from ``data`` or the defaults).
         overrides: ``KEY=VALUE`` strings applied after the file.
-        data: a mapping or an instance of ``cls`` to start from when there is no file (the file wins when both).
+        data: a mapping or an instance of ``cls`` to start from (e.g. a command's flags); the file's keys are
+            merged over it, then the overrides applied.
 
     Returns:
         The instance.
@@ -441,14 +449,14 @@ def load_config(
     Raises:
         ConfigError: naming the file (when there is one) and the dotted key.
     """
-    if path is not None:
-        raw = read_mapping(path)
-    elif data is None:
+    if data is None:
         raw = {}
     elif dataclasses.is_dataclass(data) and not isinstance(data, type):
         raw = to_dict(data)
     else:
         raw = copy.deepcopy(dict(data))
+    if path is not None:
+        raw = deep_merge(raw, read_mapping(path))
     try:
         for item in overrides or ():
             _set_one(raw, cls, item)

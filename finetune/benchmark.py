@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dnalm.errors import ConfigError, DnalmError
 from dnalm.config import from_dict, load_config
+from dnalm.errors import ConfigError, DnalmError
 from finetune.config import FinetuneConfig
 from finetune.tasks import SUITES, Task, TaskSpec, discover_suite, load_task, parse_task_spec, select_tasks
 
@@ -64,6 +64,25 @@ class BenchmarkConfig:
     def load(cls, path: str | Path, overrides=()) -> BenchmarkConfig:
         """Read a suite/settings YAML strictly (unknown keys are errors naming them), then ``--set`` overrides."""
         return load_config(cls, path, overrides)
+
+
+def benchmark_overrides(sets) -> list[str]:
+    """``--set`` strings for a :class:`BenchmarkConfig`: a bare fine-tuning key (``max_steps=200``) becomes
+    ``finetune.max_steps=200``; a key known to neither is refused with the closest of both sets of keys."""
+    from dnalm.config import unknown_key_error
+
+    bench_keys = [f.name for f in dataclasses.fields(BenchmarkConfig)]
+    ft_keys = [f.name for f in dataclasses.fields(FinetuneConfig)]
+    out = []
+    for item in sets or ():
+        key = item.split("=", 1)[0].strip()
+        head = key.split(".")[0].split("[")[0]
+        if head not in bench_keys:
+            if key not in ft_keys:
+                raise ConfigError(f"--set {key}: {unknown_key_error('', key, bench_keys + ft_keys)}")
+            item = f"finetune.{item.strip()}"
+        out.append(item)
+    return out
 
 
 def task_specs(config: BenchmarkConfig, base_dir: Path | None = None) -> dict[str, TaskSpec]:

@@ -24,7 +24,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from torch.utils.data import DataLoader
 
-from dnalm.errors import ConfigError, InputError
+from dnalm.errors import InputError
 from finetune.config import FinetuneConfig
 from finetune.data import TaskDataset, collate_batch
 from finetune.evaluate import evaluate, predictions_table

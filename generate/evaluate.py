@@ -26,11 +26,11 @@ from generate.sampling import header_condition, read_fasta
 
 @dataclass
 class EvalConfig:
-    """Settings of :func:`evaluate_cre`."""
+    """Settings of :func:`evaluate_cre` (loaded strictly by :func:`dnalm.config.load_config`)."""
 
     top_k: int = 10  # "top-k mean": mean of the k highest (and k lowest) oracle predictions per set
     max_reference: int = 20000  # reference rows used for oracle/k-mer/motif baselines (novelty uses all)
-    kmer_sizes: tuple = (4, 6)  # k-mer spectra compared by JS divergence
+    kmer_sizes: tuple[int, ...] = (4, 6)  # k-mer spectra compared by JS divergence
     motif_threshold: float = 0.85  # relative PWM score threshold for a hit
     max_motif_reference: int = 3000  # reference rows scanned for motif frequencies (a random subset)
     motif_tax_group: str | None = None  # keep only JASPAR matrices of this tax group

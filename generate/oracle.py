@@ -45,7 +45,7 @@ class OracleConfig:
 
 @dataclass
 class OracleTrainConfig:
-    """Training settings of :func:`train_oracle`."""
+    """Training settings of :func:`train_oracle` (loaded strictly by :func:`dnalm.config.load_config`)."""
 
     val_fraction: float = 0.1  # validation rows (early stopping)
     test_fraction: float = 0.1  # held-out rows (reported metrics)
@@ -58,6 +58,17 @@ class OracleTrainConfig:
     seed: int = 0
     progress: bool = True  # progress bar per epoch
     log_epochs: bool = True  # print one line per epoch (losses, validation Spearman)
+
+    def __post_init__(self):
+        for name in ("max_epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if not (0 < self.val_fraction < 1 and 0 <= self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1):
+            raise ConfigError(f"val_fraction, test_fraction: need 0 < val, 0 <= test and val + test < 1, got "
+                              f"{self.val_fraction}, {self.test_fraction}")
+        for name in ("patience", "lr", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
 
 
 def one_hot(sequences: Sequence[str], seq_len: int | None = None) -> torch.Tensor:
@@ -186,6 +197,19 @@ def correlation_metrics(pred: np.ndarray, true: np.ndarray, names: Sequence[str]
     return out
 
 
+def oracle_config(arch: dict | None, **data) -> OracleConfig:
+    """:class:`OracleConfig` from user architecture settings ``arch`` (strict: ``chanels`` -> did you mean
+    ``channels``) and the fields the data decides (``seq_len``, ``targets``, ``target_mean``, ``target_std``)."""
+    from dnalm.config import from_dict, unknown_key_error
+
+    decided = {"seq_len", "targets", "target_mean", "target_std"}
+    known = [f for f in OracleConfig.__dataclass_fields__ if f not in decided]
+    for key in arch or {}:
+        if key not in known:
+            raise unknown_key_error("arch", str(key), known)
+    return from_dict(OracleConfig, {**(arch or {}), **data}, prefix="arch")
+
+
 def train_oracle(
     sequences: Sequence[str],
     values: np.ndarray,
@@ -222,14 +246,8 @@ def train_oracle(
     mean = values[train_idx].mean(0)
     std = values[train_idx].std(0)
     std[std == 0] = 1.0
-    fields = {f for f in OracleConfig.__dataclass_fields__} - {"seq_len", "targets", "target_mean", "target_std"}
-    unknown = sorted(set(arch or {}) - fields)
-    if unknown:
-        raise ConfigError(f"unknown oracle architecture key(s) {unknown}; known: {sorted(fields)}")
-    ocfg = OracleConfig(
-        seq_len=max(len(s) for s in sequences), targets=list(target_names), target_mean=mean.tolist(),
-        target_std=std.tolist(), **(arch or {}),
-    )
+    ocfg = oracle_config(arch, seq_len=max(len(s) for s in sequences), targets=list(target_names),
+                         target_mean=mean.tolist(), target_std=std.tolist())
     torch.manual_seed(cfg.seed)
     model = OracleCNN(ocfg)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

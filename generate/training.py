@@ -22,10 +22,10 @@ from generate.conditioning import ConditionSpec, add_condition_tokens, format_co
 
 @dataclass
 class GeneratorTrainConfig:
-    """Settings of :func:`finetune_generator`."""
+    """Settings of :func:`finetune_generator` (loaded strictly by :func:`dnalm.config.load_config`)."""
 
     n_bins: int = 5  # classes per property (quantile bins)
-    edges: dict = field(default_factory=dict)  # property -> given inner edges (overrides quantile binning)
+    edges: dict[str, list[float]] = field(default_factory=dict)  # property -> given inner edges (overrides bins)
     val_fraction: float = 0.1  # held-out validation rows
     max_steps: int = 1000  # optimiser steps (upper bound; early stopping may end sooner)
     batch_size: int = 32  # sequences per step
@@ -38,6 +38,16 @@ class GeneratorTrainConfig:
     max_val_rows: int = 2000  # cap on validation rows (CPU budget)
     progress: bool = True  # show Lightning's progress bar
     log_validation: bool = False  # print one line per validation (for logs without a progress bar)
+
+    def __post_init__(self):
+        for name in ("n_bins", "max_steps", "batch_size", "eval_every", "max_val_rows"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError(f"val_fraction: {self.val_fraction}; early stopping needs a validation split in (0, 1)")
+        for name in ("lr", "weight_decay", "warmup_steps", "patience"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
 
 
 def encode_examples(tokenizer, sequences: Sequence[str], prefixes: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -233,10 +243,6 @@ def finetune_generator(
     if getattr(model, "conditioning", None) is not None:
         raise DnalmError("the model is already a conditional generator; fine-tune from the base model instead")
     cfg = config or GeneratorTrainConfig()
-    if cfg.max_steps < 1 or cfg.batch_size < 1 or cfg.eval_every < 1:
-        raise ConfigError("max_steps, batch_size and eval_every must be positive")
-    if not 0 < cfg.val_fraction < 1:
-        raise ConfigError(f"val_fraction {cfg.val_fraction}: early stopping needs a validation split in (0, 1)")
     values = np.asarray(values, dtype=float).reshape(len(sequences), -1)
     train_idx, val_idx = split_indices(len(sequences), [cfg.val_fraction], seed=cfg.seed)
     if len(val_idx) > cfg.max_val_rows:

@@ -262,4 +262,4 @@ def test_scan_chunk_size_changes_speed_not_outputs(tmp_path):
         assert set_scan_chunk_size(backbone, 4) == 1  # one Mamba2 layer, one attention layer
         assert torch.allclose(model.embed(ids, mask), before, atol=1e-5)
     backbone.save_pretrained(tmp_path / "m")
-    assert dnalm.load_model(tmp_path / "m").config.mamba2["chunk_size"] == 4
+    assert dnalm.load_model(tmp_path / "m").config.mamba2.chunk_size == 4

@@ -111,7 +111,7 @@ def test_lightning_ckpt_with_hyper_parameters(tmp_path):
     assert (cfg.d_model, cfg.n_layer, cfg.d_intermediate, cfg.max_length) == (32, 2, 64, 130)
     assert cfg.mixer == "hyena" and cfg.mlp == "plain" and cfg.norm == "layernorm" and cfg.tie_embeddings
     assert cfg.padded_vocab_size == 16 and cfg.vocab_size == 12
-    assert cfg.hyena["shift"] == 0.0 and cfg.hyena["activation_freq"] == 10.0  # from hyper_parameters
+    assert cfg.hyena.shift == 0.0 and cfg.hyena.activation_freq == 10.0  # from hyper_parameters
     _assert_same_logits(model, reference, _ids())
 
 
@@ -132,7 +132,7 @@ def test_hf_layout_pytorch_model_bin(tmp_path):
     torch.save(sd, tmp_path / "pytorch_model.bin")
     (tmp_path / "config.json").write_text(json.dumps(_hf_config()))
     model = import_hyenadna(tmp_path / "pytorch_model.bin")
-    assert model.import_info["layout"] == "hf" and model.config.hyena["shift"] == 0.05
+    assert model.import_info["layout"] == "hf" and model.config.hyena.shift == 0.05
     assert model.import_info["ignored_keys"] == [] and model.config.tie_embeddings
     _assert_same_logits(model, reference, _ids(seed=2))
 

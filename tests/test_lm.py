@@ -185,7 +185,7 @@ def test_layer_patterns_and_presets():
 
 
 def test_config_errors():
-    with pytest.raises(ConfigError, match="unknown model config key"):
+    with pytest.raises(ConfigError, match="n_layers: unknown key; did you mean 'n_layer'"):
         LMConfig.from_dict({"d_model": 8, "n_layers": 2})
     with pytest.raises(ConfigError, match="mixer"):
         LMConfig(mixer="lstm")
@@ -193,7 +193,7 @@ def test_config_errors():
         LMConfig(n_layer=4, attn_layer_idx=[4])
     with pytest.raises(ConfigError, match="unknown model preset"):
         build_model("hyenadna-huge")
-    with pytest.raises(ConfigError, match="attention"):
+    with pytest.raises(ConfigError, match="attention.n_head: unknown key; did you mean 'attention.n_heads'"):
         build_model("transformer-tiny", attention=dict(n_head=4))
 
 

@@ -29,9 +29,8 @@ def run(args) -> int:
     import sys
     from pathlib import Path
 
-    from finetune.benchmark import BenchmarkConfig, run_benchmark
-    from finetune.config import apply_overrides
-    from finetune.lightning import FinetuneConfig
+    from dnalm.config import apply_overrides
+    from finetune.benchmark import BenchmarkConfig, benchmark_overrides, run_benchmark
 
     base_dir = None
     if args.suite.lower().endswith((".yaml", ".yml")):
@@ -48,21 +47,10 @@ def run(args) -> int:
         cfg = dataclasses.replace(cfg, data=args.data)
     if args.tasks:
         cfg = dataclasses.replace(cfg, tasks=[t.strip() for t in args.tasks.split(",") if t.strip()])
-    bench_keys = {f.name for f in dataclasses.fields(BenchmarkConfig)}
-    ft_keys = {f.name for f in dataclasses.fields(FinetuneConfig)}
-    sets = []
     from dnalm.commands.finetune import COMPUTE_KEYS
 
-    for item in list(args.set) + options.training_overrides(args, COMPUTE_KEYS):
-        key = item.split("=", 1)[0].strip()
-        if key not in bench_keys and key.split(".")[0] not in bench_keys and key in ft_keys:
-            item = f"finetune.{item}"
-        sets.append(item)
-    cfg = apply_overrides(cfg, sets)
-    if cfg.finetune:  # check fine-tuning keys before hours of work
-        from finetune.config import from_dict
-
-        from_dict(FinetuneConfig, cfg.finetune, source="finetune settings")
+    sets = benchmark_overrides(list(args.set) + options.training_overrides(args, COMPUTE_KEYS))
+    cfg = apply_overrides(cfg, sets)  # fine-tuning keys are checked here too, before hours of work
     command = "dnalm " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv and sys.argv[0].endswith("dnalm") else ""
     df = run_benchmark(args.model, cfg, args.out, command=command, base_dir=base_dir)
     ok = df[df["status"] == "ok"]

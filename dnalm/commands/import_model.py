@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
           f"n_layer={cfg.n_layer} mlp={cfg.mlp} d_intermediate={cfg.d_intermediate} max_length={cfg.max_length} "
           f"parameters={model.num_parameters():,}")
     if fmt == "hyenadna":
-        print(f"  order={cfg.hyena.get('order')} shift={cfg.hyena.get('shift')}")
+        print(f"  order={cfg.hyena.order} shift={cfg.hyena.shift}")
     if info.get("ignored_keys"):
         print(f"  not imported ({len(info['ignored_keys'])} tensors outside the language model): "
               + ", ".join(info["ignored_keys"]))

@@ -457,7 +457,7 @@ def import_hyenadna(
                       f"{', '.join(ignored[:8])}{' ...' if len(ignored) > 8 else ''}", stacklevel=2)
     model.import_info = {
         "source": name, "layout": layout, "ignored_keys": ignored, "notes": notes,
-        "shift": cfg.hyena.get("shift"), "config_from": "config" if config else "tensor shapes",
+        "shift": cfg.hyena.shift, "config_from": "config" if config else "tensor shapes",
     }
     if out_dir is not None:
         model.save_pretrained(out_dir, extra={"imported_from": name, "hyenadna_layout": layout,
@@ -472,6 +472,6 @@ def _shared_freq(bb: dict, key: str, cfg, name: str) -> torch.Tensor:
     for k in sorted(bb):
         if k.startswith(stem) and k.endswith(".freq"):
             return bb[k]
-    if not cfg.hyena.get("train_freq", True):
-        return torch.full((1, cfg.hyena["filter_order"]), float(cfg.hyena.get("activation_freq", 1.0)))
+    if not cfg.hyena.train_freq:
+        return torch.full((1, cfg.hyena.filter_order), float(cfg.hyena.activation_freq))
     raise InputError(f"{name}: no Sin frequency (implicit_filter.*.freq) stored for {stem[:-1]}")

@@ -73,7 +73,7 @@ class TaskSpec:
 
 def parse_task_spec(spec: str | dict | TaskSpec, base_dir: str | os.PathLike | None = None) -> TaskSpec:
     """Parse a TASK SPEC string, a YAML file name or a mapping into a :class:`TaskSpec`."""
-    from finetune.config import from_dict, load_yaml, parse_value
+    from dnalm.config import from_dict, parse_text, read_mapping, suggest
 
     if isinstance(spec, TaskSpec):
         return spec
@@ -84,14 +84,17 @@ def parse_task_spec(spec: str | dict | TaskSpec, base_dir: str | os.PathLike | N
             d["genome"] = genome
         if base_dir is not None and "base_dir" not in d:
             d["base_dir"] = str(base_dir)
-        out = from_dict(TaskSpec, d, source="task spec")
+        try:
+            out = from_dict(TaskSpec, d)
+        except ConfigError as exc:
+            raise ConfigError(f"task spec: {exc}") from None
         return _finish_spec(out)
     text = str(spec).strip()
     if not text:
         raise ConfigError("empty task spec")
     if re.search(r"\.ya?ml$", text) and "?" not in text and not re.match(r"^[A-Za-z_-]+:", text):
         path = Path(text)
-        d = load_yaml(path)
+        d = read_mapping(path)
         d.setdefault("base_dir", str(path.parent))
         if "path" not in d:
             raise ConfigError(f"{path}: a task spec needs a 'path'")
@@ -116,14 +119,16 @@ def parse_task_spec(spec: str | dict | TaskSpec, base_dir: str | os.PathLike | N
             genomes[key[len("genome."):]] = value
             continue
         if key not in types or key == "base_dir":
-            known = ", ".join(k for k in types if k != "base_dir")
-            raise ConfigError(f"task spec {spec!r}: unknown key {key!r}; known keys: {known}")
+            known = [k for k in types if k != "base_dir"]
+            close = suggest(key, known)
+            hint = f" (did you mean {close!r}?)" if close else ""
+            raise ConfigError(f"task spec {spec!r}: unknown key {key!r}{hint}; known keys: {', '.join(known)}")
         if key == "label":
             d[key] = value.split(",") if "," in value else value
         elif key == "multi_label":
-            d[key] = parse_value(value, bool, key)
+            d[key] = parse_text(value, bool, key)
         else:
-            d[key] = parse_value(value, hints[key], key)
+            d[key] = parse_text(value, hints[key], key)
     if genomes:
         if d.get("genome"):
             raise ConfigError(f"task spec {spec!r}: give either genome= or genome.CLASS=, not both")
