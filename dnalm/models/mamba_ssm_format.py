@@ -19,6 +19,7 @@ Departures, refused with a message rather than approximated: attention without `
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -194,19 +195,15 @@ def mamba_ssm_config(model) -> dict:
     if why:
         raise InputError("cannot export to mamba_ssm: " + "; ".join(why))
     ssm = {"layer": "Mamba2" if cfg.mixer == "mamba2" else "Mamba1"}
-    mixer_cfg = cfg.mamba2 if cfg.mixer == "mamba2" else cfg.mamba
+    # every setting of the typed sub-config, so those whose defaults differ between the two codes are written
+    mixer_cfg = dataclasses.asdict(cfg.mamba2 if cfg.mixer == "mamba2" else cfg.mamba)
     keys = _MAMBA2_KEYS if cfg.mixer == "mamba2" else _MAMBA1_KEYS
-    if cfg.mixer == "mamba2":  # write every setting whose default differs between the two codes
-        from dnalm.models.mamba2 import Mamba2Config
-
-        mixer_cfg = {**Mamba2Config().__dict__, **mixer_cfg}
+    if "A_init_range" in mixer_cfg:
         mixer_cfg["A_init_range"] = list(mixer_cfg["A_init_range"])
     ssm.update({k: v for k, v in mixer_cfg.items() if k in keys})
     attn_cfg = {}
     if cfg.attn_layer_idx:
-        from dnalm.models.attention import AttentionConfig
-
-        a = AttentionConfig(**cfg.attention)
+        a = cfg.attention
         head_dim = a.head_dim or cfg.d_model // a.n_heads
         attn_cfg = {
             "num_heads": a.n_heads, "num_heads_kv": a.n_kv_heads or a.n_heads, "head_dim": head_dim,
