@@ -52,6 +52,7 @@ def generate_to_fasta(
     progress: bool = True,
     model_name: str | None = None,
     echo: Callable[[str], None] | None = None,
+    return_records: bool = True,
 ) -> tuple[list[tuple[str, str, str]], dict]:
     """Sample ``num`` sequences per condition with :func:`generate.sampling.sample`; write FASTA + ``OUT.json``.
 
@@ -70,14 +71,17 @@ def generate_to_fasta(
         progress: progress bars.
         model_name: recorded as ``model`` in the sidecar.
         echo: called with each condition's warnings and summary line (``print`` in the command).
+        return_records: keep and return the records; False keeps none (the CLI: the FASTA is written batch by
+            batch into a temporary file renamed at the end, so memory does not grow with ``num``).
 
     Returns:
-        ``(records, sidecar)``: the FASTA's ``(id, description, sequence)`` records and the sidecar's content
-        (``reports`` holds one rejection report per condition).
+        ``(records, sidecar)``: the FASTA's ``(id, description, sequence)`` records (empty unless
+        ``return_records``) and the sidecar's content (``reports`` holds one rejection report per condition,
+        ``n_sequences`` the number written).
     """
     from dnalm.utils import atomic_write
     from generate.conditioning import format_condition
-    from generate.sampling import sample, write_fasta
+    from generate.sampling import fasta_record, prompt_ids, sample
 
     spec = getattr(model, "conditioning", None)
     if isinstance(conditions, (str, dict)):
@@ -93,24 +97,35 @@ def generate_to_fasta(
         length = int(spec.sequence_lengths[1])
     motifs = split_motifs(forbid_motifs)
     records, reports = [], []
-    for ci, cond in enumerate(conditions):
-        seqs, rep = sample(
-            model, cond, num=num, length=length, temperature=temperature, top_k=top_k, top_p=top_p,
-            seed=condition_seed(seed, ci), batch_size=batch_size, gc_min=gc_min, gc_max=gc_max,
-            forbid_motifs=motifs, forbid_reverse_complement=forbid_reverse_complement, prompt=prompt,
-            beam_size=beam_size, guidance=guidance, max_tries=max_tries, return_report=True, progress=progress,
-        )
-        if echo is not None:
-            for w in rep.warnings:
-                echo(f"warning: {w}")
-            echo(rep.summary())
-        reports.append(rep.to_dict())
-        for s in seqs:
-            gc = (s.count("G") + s.count("C")) / len(s)
-            desc = f"condition={rep.condition} " if rep.condition else ""
-            desc += f"guidance={guidance:g} " if guidance else ""
-            records.append((f"gen{len(records) + 1:06d}", f"{desc}length={len(s)} gc={gc:.3f}", s))
-    write_fasta(out, records)
+    written = 0
+    with atomic_write(out) as fh:
+        for ci, cond in enumerate(conditions):
+            label = format_condition(prompt_ids(model, cond, prompt)[1])  # as the report will name it
+            head = f"condition={label} " if label else ""
+            head += f"guidance={guidance:g} " if guidance else ""
+
+            def write(seqs: list[str], head: str = head) -> None:  # per batch: records go to disk, not a list
+                nonlocal written
+                for s in seqs:
+                    written += 1
+                    gc = (s.count("G") + s.count("C")) / len(s)
+                    rec = (f"gen{written:06d}", f"{head}length={len(s)} gc={gc:.3f}", s)
+                    fh.write(fasta_record(*rec))
+                    if return_records:
+                        records.append(rec)
+
+            _, rep = sample(
+                model, cond, num=num, length=length, temperature=temperature, top_k=top_k, top_p=top_p,
+                seed=condition_seed(seed, ci), batch_size=batch_size, gc_min=gc_min, gc_max=gc_max,
+                forbid_motifs=motifs, forbid_reverse_complement=forbid_reverse_complement, prompt=prompt,
+                beam_size=beam_size, guidance=guidance, max_tries=max_tries, return_report=True,
+                progress=progress, on_batch=write,
+            )
+            if echo is not None:
+                for w in rep.warnings:
+                    echo(f"warning: {w}")
+                echo(rep.summary())
+            reports.append(rep.to_dict())
     settings = {"num": num, "temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed,
                 "beam_size": beam_size, "guidance": guidance, "gc_min": gc_min, "gc_max": gc_max, "prompt": prompt,
                 "batch_size": batch_size, "max_tries": max_tries}
@@ -122,6 +137,7 @@ def generate_to_fasta(
         "forbid_motifs": motifs,
         "forbid_reverse_complement": forbid_reverse_complement,
         "reports": reports,
+        "n_sequences": written,
     }
     with atomic_write(str(out) + ".json") as fh:
         json.dump(meta, fh, indent=2)

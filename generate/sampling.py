@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -208,6 +208,7 @@ def sample(
     spec=None,
     return_report: bool = False,
     progress: bool = False,
+    on_batch: Callable[[list[str]], None] | None = None,
 ):
     """Generate ``num`` sequences of exactly ``length`` nt for one condition.
 
@@ -233,6 +234,8 @@ def sample(
         max_tries: most candidates to draw before giving up (default ``max(1000, 100 * num)``).
         spec: a :class:`generate.conditioning.ConditionSpec` overriding ``model.conditioning``.
         return_report: also return a :class:`GenerationReport`.
+        on_batch: called with each batch's accepted sequences as they are drawn (a writer); they are then not
+            kept, so memory does not grow with ``num``, and the returned list is empty.
 
     Returns:
         The sequences (and the report if asked).
@@ -272,26 +275,30 @@ def sample(
         report.method = "beam"
         seqs, _ = beam_search(model, ids, length - len(prompt), beam_size, num, cons, allowed, prompt, report)
         report.seconds = time.time() - t0
+        if on_batch is not None:
+            on_batch(seqs)
+            seqs = []
         return (seqs, report) if return_report else seqs
     if seed is None:
         seed = int(np.random.default_rng().integers(2**31))
     report.seed = seed
     gen = torch.Generator(device="cpu").manual_seed(seed)
     new_tokens = length - len(prompt)
-    out: list[str] = []
+    out: list[str] = []  # accepted sequences not yet handed to on_batch
+    n_out = 0
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=num, desc=f"generate {report.condition or ''}".strip(), unit="seq")
-    while len(out) < num:
+    while n_out < num:
         if report.generated >= max_tries:
             why = ", ".join(f"{k}: {v}" for k, v in sorted(report.rejected.items()))
             raise DnalmError(
-                f"only {len(out)} of {num} sequences met the constraints after {report.generated} candidates "
+                f"only {n_out} of {num} sequences met the constraints after {report.generated} candidates "
                 f"(--max-tries; rejected: {why}); loosen the constraints or raise --max-tries"
             )
-        needed = num - len(out)
+        needed = num - n_out
         rate = max(report.accepted / report.generated, 0.05) if report.generated else 1.0
         b = int(min(batch_size, max_tries - report.generated, max(needed, math.ceil(needed / rate))))
         x = torch.tensor([ids] * b, dtype=torch.long)
@@ -308,13 +315,17 @@ def sample(
             why = cons.violation(s) if cons.active else None
             if why is not None:
                 report.rejected[why] = report.rejected.get(why, 0) + 1
-            elif len(out) < num:
+            elif n_out < num:
                 out.append(s)
+                n_out += 1
                 report.accepted += 1
                 if bar is not None:
                     bar.update(1)
             else:
                 report.surplus += 1
+        if on_batch is not None and out:
+            on_batch(out)
+            out = []
     if bar is not None:
         bar.close()
     report.seconds = time.time() - t0
@@ -494,18 +505,19 @@ def sequence_log_prob(model, ids: list[int], seq: str, allowed: list[int]) -> fl
 # ---------------------------------------------------------------------------------------------------------- FASTA
 
 
+def fasta_record(rid: str, desc: str, seq: str, width: int = 0) -> str:
+    """One FASTA record as text (header ``>id description``; ``width`` > 0 wraps the sequence lines)."""
+    lines = [seq[i : i + width] for i in range(0, len(seq), width)] if width > 0 else [seq]
+    return (f">{rid} {desc}\n" if desc else f">{rid}\n") + "".join(line + "\n" for line in lines)
+
+
 def write_fasta(path, records: Sequence[tuple[str, str, str]], width: int = 0) -> None:
     """Write ``(id, description, sequence)`` records atomically; ``width`` > 0 wraps lines."""
     from dnalm.utils import atomic_write
 
     with atomic_write(path) as fh:
         for rid, desc, seq in records:
-            fh.write(f">{rid} {desc}\n" if desc else f">{rid}\n")
-            if width > 0:
-                for i in range(0, len(seq), width):
-                    fh.write(seq[i : i + width] + "\n")
-            else:
-                fh.write(seq + "\n")
+            fh.write(fasta_record(rid, desc, seq, width))
 
 
 def read_fasta(path) -> list[tuple[str, str, str]]:

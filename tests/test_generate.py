@@ -277,3 +277,17 @@ def test_early_stopping_restores_best_weights(tmp_path):
     with torch.no_grad():
         s, n = per_sequence_loss(gen, ids, labels)
     assert float(s.sum() / n.sum()) == pytest.approx(rep["best_val_loss"], rel=1e-4)
+
+
+def test_sample_hands_batches_to_a_writer_and_keeps_none():
+    """With ``on_batch`` the sequences go out batch by batch (memory flat in --num) and are the same ones."""
+    from dnalm.models import build_model
+    from generate.sampling import sample
+
+    torch.manual_seed(0)
+    model = build_model("transformer-tiny", d_model=16, n_layer=1, attention={"n_heads": 2}).eval()
+    batches = []
+    kept = sample(model, None, num=10, length=12, batch_size=3, seed=4, on_batch=batches.append)
+    assert kept == [] and sum(len(b) for b in batches) == 10
+    assert all(1 <= len(b) <= 3 for b in batches)
+    assert [s for b in batches for s in b] == sample(model, None, num=10, length=12, batch_size=3, seed=4)

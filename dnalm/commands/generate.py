@@ -53,12 +53,13 @@ def run(args) -> int:
     model = load_generator(args.model, device=device)
     if dtype is not None:
         model.to(dtype=dtype)
-    records, _ = generate_to_fasta(
+    _, meta = generate_to_fasta(
         model, args.out, args.condition, num=args.num, length=args.length, temperature=args.temperature,
         top_k=args.top_k, top_p=args.top_p, seed=args.seed, beam_size=args.beam_size, guidance=args.guidance,
         gc_min=args.gc_min, gc_max=args.gc_max, forbid_motifs=args.forbid_motif,
         forbid_reverse_complement=args.forbid_reverse_complement, prompt=args.prompt, batch_size=args.batch_size,
         max_tries=args.max_tries, progress=not args.no_progress, model_name=str(args.model), echo=print,
+        return_records=False,
     )
-    print(f"wrote {len(records)} sequences to {args.out} (+ {args.out}.json)")
+    print(f"wrote {meta['n_sequences']:,} sequences to {args.out} (+ {args.out}.json)")
     return 0
