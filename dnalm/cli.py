@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "score-variants": ("dnalm.commands.score_variants", "score VCF/TSV variants (LLR, embedding distance) into VCF/TSV"),
     "variant-summary": ("dnalm.commands.variant_summary", "summarise a scored VCF: statuses, scores, per-class AUROC"),
     "ism": ("dnalm.commands.ism", "in-silico saturation mutagenesis of a sequence or region (TSV + heatmap/logo)"),
+    "attribute": ("dnalm.commands.attribute", "attribution maps (ig, saliency, deeplift, ism) of a head's output or LM likelihood"),
+    "motifs": ("dnalm.commands.motifs", "scan motifs with p-values, or discover them (TF-MoDISco) in attributions"),
     "import-model": ("dnalm.commands.import_model", "convert a HyenaDNA, mamba_ssm or Caduceus model into a dnalm model folder"),
     "import-hyenadna": ("dnalm.commands.import_model", "alias of import-model (HyenaDNA checkpoints and the other formats)"),
     "export": ("dnalm.commands.export", "export a dnalm model to another format (mamba_ssm)"),

@@ -55,6 +55,10 @@ class Attributions:
     method: str
     info: dict = field(default_factory=dict)
 
+    def info_public(self) -> dict:
+        """The JSON-able settings in ``info`` (arrays such as ISM's raw deltas left out)."""
+        return {k: v for k, v in self.info.items() if not isinstance(v, np.ndarray)}
+
 
 class _Target(nn.Module):
     """A callable target as a module (Captum's DeepLift hooks modules)."""
