@@ -123,6 +123,7 @@ def test_meme_roundtrip_and_attribution_weighting(tmp_path):
                                        [20, 0, 20, 0, 0, 0]])}, pseudocount=0.5)
     back = read_motifs(write_meme(ms, tmp_path / "m.meme"))
     np.testing.assert_allclose(back.ppms[0], ms.ppms[0], atol=2e-2)
+    assert back.ids == ["tata"] and back.names == ["tata"]
     seq = "GGGGGGGGGGTATAAAGGGGGGGGGG"
     contrib = np.zeros((1, 4, len(seq)), dtype=np.float32)
     contrib[0, 0, 10:16] = 1.0

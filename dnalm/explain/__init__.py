@@ -4,11 +4,15 @@
 - :mod:`dnalm.explain.targets`: differentiable targets f(x) of a one-hot batch (head outputs, LM log-likelihood).
 - :mod:`dnalm.explain.attribution`: saliency, integrated gradients, DeepLIFT-SHAP (Captum) and ISM.
 - :mod:`dnalm.explain.motifs`: motif files, FIMO-style scanning with exact p-values (the project's one scanner).
+- :mod:`dnalm.explain.discover`: TF-MoDISco patterns matched to a motif database (TOMTOM q-values).
+- :mod:`dnalm.explain.files`, :mod:`dnalm.explain.plots`, :mod:`dnalm.explain.run`: outputs, logos, file-level entry points.
 
 Captum, tangermeme, memelite and modisco-lite come with the ``explain`` extra (``pip install dnalm[explain]``).
 """
 
 from __future__ import annotations
+
+from dnalm.utils import lazy_exports
 
 _EXPORTS = {
     "attribute": "dnalm.explain.attribution",
@@ -19,16 +23,8 @@ _EXPORTS = {
     "dinucleotide_shuffles": "dnalm.explain.onehot",
     "read_motifs": "dnalm.explain.motifs",
     "scan": "dnalm.explain.motifs",
+    "discover": "dnalm.explain.discover",
 }
+__all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'dnalm.explain' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

@@ -94,6 +94,10 @@ def read_motifs(path: str | os.PathLike, tax_group: str | None = None, pseudocou
             recs = list(motifs.parse(fh, fmt, strict=False) if fmt == "transfac" else motifs.parse(fh, fmt))
     except (ValueError, KeyError, AttributeError) as exc:
         raise InputError(f"{path}: cannot parse as {fmt.upper()} motifs: {exc}") from None
+    meme_names = []  # Biopython's MEME reader keeps only the first word of a MOTIF line: read "MOTIF id alt" here
+    if fmt == "minimal":
+        with open_maybe_gzip(path, "rt") as fh:
+            meme_names = [line.split()[1:3] for line in fh if line.startswith("MOTIF") and len(line.split()) > 1]
     ids, names, taxa, pwms, ppms = [], [], [], [], []
     for i, m in enumerate(recs):
         counts = np.array([m.counts[b] for b in "ACGT"], dtype=float)  # (4, W)
@@ -111,6 +115,11 @@ def read_motifs(path: str | os.PathLike, tax_group: str | None = None, pseudocou
         freq = (counts + pseudocount) / (counts + pseudocount).sum(0, keepdims=True)
         ppms.append(freq)
         pwms.append(np.log2(freq / 0.25))
+        if fmt == "minimal" and len(meme_names) == len(recs):
+            ids.append(meme_names[i][0])
+            names.append(meme_names[i][-1])
+            taxa.append(tax)
+            continue
         mid = m.get("AC") if hasattr(m, "get") else None
         ids.append(str(mid or getattr(m, "matrix_id", None) or getattr(m, "id", None) or f"motif{i + 1}"))
         names.append(str((m.get("ID") if hasattr(m, "get") else None) or getattr(m, "name", "") or ids[-1]))
