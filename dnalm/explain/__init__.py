@@ -25,6 +25,7 @@ _EXPORTS = {
     "scan": "dnalm.explain.motifs",
     "discover": "dnalm.explain.discover",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = ["Attributions", "HeadTarget", "LogLikelihoodTarget", "attribute", "dinucleotide_shuffles", "discover",
+           "one_hot", "read_motifs", "scan"]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
