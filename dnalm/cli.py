@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip())
         module.add_arguments(p)
+        if "--out" in p._option_string_actions and "--overwrite" not in p._option_string_actions:
+            # until every command declares it with the shared argument helpers
+            p.add_argument("--overwrite", action="store_true", help="replace an existing output")
         p.set_defaults(_module=module)
     return parser
 
@@ -69,9 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 1
     from dnalm.errors import DnalmError
+    from dnalm.io.output import Terminated, install_signal_handlers, remove_temporaries
 
+    install_signal_handlers()
     try:
-        rc = args._module.run(args)
+        with _output_guard(args):
+            rc = args._module.run(args)
     except DnalmError as exc:
         print(f"dnalm {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -81,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"dnalm {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print(f"dnalm {args.command}: terminated (signal {exc.signum}); temporary files removed", file=sys.stderr)
+        return 128 + exc.signum
     except Exception as exc:  # an internal error: short message, traceback on request
         if os.environ.get("DNALM_DEBUG"):
             traceback.print_exc()
@@ -90,7 +99,28 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 3
+    finally:
+        remove_temporaries()
     return int(rc or 0)
+
+
+def _output_guard(args: argparse.Namespace):
+    """The output checks of :class:`dnalm.io.output.OutputGuard` around a command with ``--out``.
+
+    A command module may set ``OUTPUT = "self"`` (it checks and writes its outputs itself, e.g. ``--resume``)
+    and ``OUTPUT_SUFFIXES`` (files it writes beside ``--out``: ``OUT + suffix``).
+    """
+    import contextlib
+
+    from dnalm.io.output import OutputGuard
+
+    out = getattr(args, "out", None)
+    module = args._module
+    if not out or getattr(module, "OUTPUT", None) == "self":
+        return contextlib.nullcontext()
+    inputs = [v for k, v in vars(args).items() if not k.startswith("_") and k not in ("out", "command")]
+    siblings = [f"{out}{s}" for s in getattr(module, "OUTPUT_SUFFIXES", ())]
+    return OutputGuard(out, overwrite=bool(getattr(args, "overwrite", False)), inputs=inputs, siblings=siblings)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,68 +1,19 @@
-"""Small shared helpers: atomic output files, data location, the JSON files of a model folder."""
+"""Small shared helpers: data location, the JSON files of a model folder, lazy exports; the atomic output writers
+are re-exported from :mod:`dnalm.io.output` (the one output writer)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-
-def umask() -> int:
-    """The process's file-creation mask (read without changing it)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fresh_temp(path: Path, suffix: str) -> str:
-    """A temporary file beside ``path`` with the permissions a plain ``open`` would give (mkstemp uses 0600)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~umask())
-    return tmp
+from dnalm.io.output import atomic_path, atomic_write, umask  # noqa: F401  (re-exported)
 
 
 def data_dir() -> Path:
     """Folder of the shared real data sets: ``$DNALM_DATA`` or ``../shared/data``."""
     return Path(os.environ.get("DNALM_DATA", "../shared/data"))
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[IO]:
-    """Open a temporary file beside ``path`` and rename it into place only on success.
-
-    A failed run therefore never leaves a half-written result behind.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _fresh_temp(path, ".tmp")
-    try:
-        with open(tmp, mode, **kwargs) as fh:
-            yield fh
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` for writers that want a file name; rename on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(_fresh_temp(path, ".tmp" + "".join(path.suffixes)))
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 def read_model_json(path: str | os.PathLike, expect: dict[str, Any] | None = None, missing: str | None = None) -> dict:

@@ -367,9 +367,8 @@ class SequenceModel(nn.Module):
     @classmethod
     def load(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> SequenceModel:
         """Load a model written by :meth:`save_pretrained` (safetensors + JSON only)."""
-        from safetensors.torch import load_file
-
         from dnalm.models import load_model
+        from dnalm.models.weights import check_against, load_checked
 
         directory = Path(directory)
         path = directory / "head.json"
@@ -380,10 +379,8 @@ class SequenceModel(nn.Module):
         weights = directory / "head.safetensors"
         if not weights.exists():
             raise InputError(f"{directory}: no head.safetensors")
-        try:
-            model.head.load_state_dict(load_file(str(weights)))
-        except RuntimeError as exc:
-            raise InputError(f"{weights}: does not match head.json ({exc})") from None
+        check_against(weights, lambda: model.head, path)
+        load_checked(model.head, weights)
         model.to(device)
         model.eval()
         return model

@@ -211,6 +211,7 @@ def finetune(model, task: Task | str, config: FinetuneConfig | None = None, out_
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     task = load_task(task) if not isinstance(task, Task) else task
+    task.check_learnable()
     task = task.subsample({"train": config.max_train, "dev": config.max_dev, "test": config.max_test}, config.seed)
     L.seed_everything(config.seed, workers=True, verbose=False)
     seq_model = make_model(load_backbone(model), task, config)

@@ -243,6 +243,14 @@ def train_oracle(
     if values.shape[1] != len(target_names):
         raise ConfigError(f"{values.shape[1]} target columns but {len(target_names)} names")
     train_idx, val_idx, test_idx = split_indices(len(sequences), [cfg.val_fraction, cfg.test_fraction], cfg.seed)
+    for j, name in enumerate(target_names):
+        for split, idx in (("all", np.arange(len(values))), ("held-out test", test_idx)):
+            column = values[idx, j]
+            if len(column) > 1 and np.nanstd(column) == 0:
+                raise InputError(
+                    f"target {name!r} is constant ({column[0]:g}) over the {split} rows: nothing to learn, and "
+                    "Spearman/Pearson are undefined"
+                )
     mean = values[train_idx].mean(0)
     std = values[train_idx].std(0)
     std[std == 0] = 1.0
@@ -354,7 +362,7 @@ def load_oracle(directory: str | os.PathLike, device: str | torch.device = "cpu"
     Raises:
         InputError: not an oracle directory, or weights that do not match the config.
     """
-    from safetensors.torch import load_model as st_load
+    from dnalm.models.weights import check_against, load_checked
 
     directory = Path(directory)
     meta_path = directory / META
@@ -365,10 +373,8 @@ def load_oracle(directory: str | os.PathLike, device: str | torch.device = "cpu"
         cfg = OracleConfig(**meta["config"])
     except TypeError as exc:
         raise InputError(f"{meta_path}: bad oracle config ({exc})") from None
-    model = OracleCNN(cfg)
-    missing, unexpected = st_load(model, str(directory / WEIGHTS), strict=False)
-    if missing or unexpected:
-        raise InputError(f"{directory / WEIGHTS}: weights do not match {META} (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    check_against(directory / WEIGHTS, lambda: OracleCNN(cfg), meta_path)
+    model = load_checked(OracleCNN(cfg), directory / WEIGHTS)
     model.report = meta.get("report", {})
     return model.to(device).eval()
 

@@ -174,7 +174,7 @@ def test_bad_fasta_is_an_error_and_writes_nothing(tmp_path, text, match):
 def test_failed_run_keeps_the_previous_result(tmp_path):
     good = _prepare(tmp_path, ">a\nACGT\n")
     with pytest.raises(InputError):
-        _prepare(tmp_path, ">a\nAC*GT\n")
+        _prepare(tmp_path, ">a\nAC*GT\n", overwrite=True)
     assert load_prepared(tmp_path / "out", "in") is not None
     assert pysam.FastaFile(str(good.fasta)).fetch("a") == "ACGT"
 

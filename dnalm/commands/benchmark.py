@@ -59,4 +59,13 @@ def run(args) -> int:
     failed = df[df["status"] != "ok"]
     if len(failed):
         print(f"{len(failed)} method/task run(s) failed; see results.md", file=sys.stderr)
+    model_runs = df[~df["method"].astype(str).str.startswith("k-mer")]
+    if len(ok) == 0 or (len(model_runs) and (model_runs["status"] != "ok").all()):
+        from dnalm.errors import DnalmError
+
+        first = failed.iloc[0]
+        raise DnalmError(
+            f"every {'model ' if len(ok) else ''}run failed ({len(failed)} of {len(df)}); the first, "
+            f"{first['task']} / {first['method']}: {first['status']} (details in {args.out}/results.md)"
+        )
     return 0

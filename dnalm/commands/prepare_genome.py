@@ -9,6 +9,7 @@ import argparse
 from dnalm.commands import options
 
 DEMOS = ("yeast",)
+OUTPUT = "self"  # --out is a folder that may hold several genomes: data_prep.genome checks NAME.* itself
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     if args.demo:
         result = prepare_demo_yeast(args.out, args.name, force=args.overwrite)
     else:
-        result = prepare_genome(args.input, args.out, args.name, genbank_names=args.genbank_names)
+        result = prepare_genome(
+            args.input, args.out, args.name, genbank_names=args.genbank_names, overwrite=args.overwrite
+        )
     print_summary(result)
     return 0

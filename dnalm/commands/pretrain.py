@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dnalm.commands import options
 
+OUTPUT = "self"  # --resume continues the run in --out; pretrain() checks --overwrite itself
+
 
 def add_arguments(p) -> None:
     options.add_settings_options(p, what="pretraining", example="optim.lr=1e-3 --set stages.0.steps=50",

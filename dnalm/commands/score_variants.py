@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dnalm.commands import options
 
+OUTPUT_SUFFIXES = (".tbi",)  # the tabix index of OUT.vcf.gz
+
 
 def add_arguments(p) -> None:
     options.add_model_options(p, batch_size=32, batch_help="variant windows per forward pass")

@@ -36,6 +36,7 @@ from typing import Any
 import torch
 
 from dnalm.errors import InputError
+from dnalm.models.weights import describe_load_error
 
 _EMB_SUFFIX = "backbone.embeddings.word_embeddings.weight"
 _LAYER_RE = re.compile(r"^backbone\.layers\.(\d+)\.(.+)$")
@@ -78,17 +79,17 @@ def _torch_load(path: Path) -> Any:
     except (FileNotFoundError, PermissionError):
         raise
     except Exception as exc:  # noqa: BLE001 - any failure to parse the file is a bad input, reported by name
-        raise InputError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"{path}: not a readable PyTorch checkpoint ({describe_load_error(exc)})") from None
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
     except Exception:  # noqa: BLE001
-        raise InputError(f"{path}: not a readable PyTorch checkpoint ({first})") from None
+        raise InputError(f"{path}: not a readable PyTorch checkpoint ({describe_load_error(first)})") from None
     stand_ins = [(_inert_class(name), name) for name in names]
     try:
         with torch.serialization.safe_globals(stand_ins):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
-        raise InputError(f"{path}: cannot be read with weights_only=True ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"{path}: cannot be read with weights_only=True ({describe_load_error(exc)})") from None
 
 
 def _plain(obj: Any, depth: int = 0) -> Any:

@@ -628,10 +628,12 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu",
     Args:
         directory: a model folder, or a preset name (see ``PRESETS``: a freshly initialised model).
         device / dtype: where and in which dtype the model is put (eval mode).
-    """
-    from safetensors.torch import load_model as st_load
 
+    The weights file's header is checked against the shapes ``config.json`` implies before the model is built
+    (a lying config allocates nothing), and non-finite weights are refused (:mod:`dnalm.models.weights`).
+    """
     from dnalm.errors import InputError
+    from dnalm.models.weights import check_against, load_checked
     from dnalm.tokenizer import DNATokenizer
 
     if not Path(directory).exists() and str(directory) in PRESETS:
@@ -645,10 +647,8 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu",
     weights = directory / "model.safetensors"
     if not weights.exists():
         raise InputError(f"{directory}: no model.safetensors")
-    model = DNALM(cfg)
-    missing, unexpected = st_load(model, str(weights), strict=False)
-    if missing or unexpected:
-        raise InputError(f"{weights}: weights do not match config.json (missing {missing[:5]}, unexpected {unexpected[:5]})")
+    check_against(weights, lambda: DNALM(cfg), directory / "config.json")
+    model = load_checked(DNALM(cfg), weights)
     tok_path = directory / "tokenizer.json"
     model.tokenizer = DNATokenizer.load(tok_path) if tok_path.exists() else DNATokenizer()
     model.to(device=device, dtype=dtype)

@@ -86,6 +86,33 @@ class Task:
                 lines.append(f"    e.g. {row['source']}: line {row['line']} (id {row['id']}): {row['reason']}")
         return "\n".join(lines)
 
+    def check_learnable(self) -> None:
+        """Refuse labels a model cannot learn or be scored on: one class only, or a constant regression target.
+
+        Raises:
+            InputError: naming the task's source, the split and the single value.
+        """
+        for name in SPLITS:
+            labels = np.asarray(self.split(name).labels)
+            if len(labels) == 0:
+                continue
+            if self.kind in ("binary", "multiclass") and labels.ndim == 1:
+                found = np.unique(labels)
+                if len(found) < 2:
+                    value = self.classes[int(found[0])] if len(self.classes) > int(found[0]) else found[0]
+                    raise InputError(
+                        f"{self.source or self.name}: every {name} label is {value!r}; a classifier needs at least two "
+                        f"classes in each split ({self.metric} is undefined otherwise)"
+                    )
+            elif self.kind == "regression" and name != "test":
+                flat = labels.reshape(len(labels), -1)
+                constant = np.nanstd(flat, axis=0) == 0
+                if constant.any() and len(labels) > 1:
+                    raise InputError(
+                        f"{self.source or self.name}: the {name} target is constant ({flat[0, constant][0]:g}); "
+                        "nothing to learn"
+                    )
+
     def subsample(self, max_rows: dict[str, int | None], seed: int = 0) -> Task:
         """A copy with at most ``max_rows[split]`` rows per split (stratified by class, seeded); adds a note."""
         out = dataclasses.replace(self, notes=list(self.notes))
