@@ -339,7 +339,8 @@ def evaluate_lm(
 
     fasta = Path(fasta)
     genome = Genome(fasta)
-    _, extra = read_model_config(model_dir)
+    model_cfg, extra = read_model_config(model_dir)
+    model_cfg.require_causal("give next-base probabilities (bits per base)")  # before the baselines' work
     recorded = _recorded_splits(extra, fasta)
     if chroms and bed:
         raise ConfigError("give --chroms or --bed, not both")

@@ -316,6 +316,7 @@ def load_generator(directory: str | os.PathLike, device="cpu"):
             return model.eval()
         raise InputError(f"{directory}: not a model directory (and not a preset: {', '.join(PRESETS)})")
     model = load_model(directory, device=device)
+    model.require_causal("be a sequence generator")
     _, extra = read_model_config(directory)
     spec = extra.get(SPEC_KEY)
     model.conditioning = ConditionSpec.from_dict(spec, source=f"{directory}/config.json") if spec else None

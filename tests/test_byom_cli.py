@@ -101,6 +101,15 @@ def test_generate_refuses_a_bidirectional_model(world, tmp_path, capsys):
     assert "bidirectional" in err and "Traceback" not in err
 
 
+def test_next_base_commands_refuse_a_bidirectional_model(world, tmp_path, capsys):
+    d, _ = world
+    rc = main(["evaluate-lm", "--model", str(d / "caduceus"), "--fasta", str(d / "g.fa"), "--chroms", "1",
+               "--length", "64", "--out", str(tmp_path / "e")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "bidirectional" in err and "Traceback" not in err
+
+
 def test_masked_marginal_by_hand(world):
     """score-variants' masked marginal = log p(ALT) - log p(REF) at the masked site of the REF window."""
     from dnalm.variants import score_variants

@@ -100,6 +100,8 @@ class LogLikelihoodTarget(nn.Module):
 
     def __init__(self, lm: nn.Module, start: int = 0, end: int | None = None):
         super().__init__()
+        if hasattr(lm, "require_causal"):
+            lm.require_causal("give the next-base log-likelihood this target attributes")
         self.lm = lm
         self.start, self.end = int(start), end
 

@@ -126,6 +126,18 @@ class LMConfig:
         """The :class:`~dnalm.models.caduceus.BidirectionalConfig` of a masked model (None if causal)."""
         return self.bidirectional if self.kind == "masked" else None
 
+    def require_causal(self, what: str) -> None:
+        """Raise a clear :class:`DnalmError` when ``what`` needs next-token probabilities and the model is
+        bidirectional (a masked LM's logits at a position see that position's token)."""
+        if self.kind != "causal":
+            from dnalm.errors import DnalmError
+
+            raise DnalmError(
+                f"this is a bidirectional masked language model (e.g. Caduceus); it cannot {what}. Use a causal "
+                "model (HyenaDNA, Mamba, Mamba2, hybrids), or a command that takes bidirectional models "
+                "(embed, finetune, benchmark, score-variants, ism)."
+            )
+
     @property
     def hidden_size(self) -> int:
         """Width of the hidden states: d_model, or 2 * d_model for an RC-equivariant (RCPS) model."""
@@ -348,6 +360,10 @@ class DNALM(nn.Module):
         """Width of :meth:`embed`'s features (2 * d_model for an RC-equivariant model)."""
         return self.config.hidden_size
 
+    def require_causal(self, what: str) -> None:
+        """See :meth:`LMConfig.require_causal`."""
+        self.config.require_causal(what)
+
     def num_parameters(self, trainable_only: bool = False) -> int:
         """Parameter count (tied weights counted once)."""
         seen, n = set(), 0
@@ -489,13 +505,7 @@ class DNALM(nn.Module):
         """
         from dnalm.tokenizer import PAD_ID
 
-        if self.is_bidirectional:
-            from dnalm.errors import DnalmError
-
-            raise DnalmError(
-                "this is a bidirectional masked language model (e.g. Caduceus); it cannot generate sequences "
-                "left to right. Use a causal model (HyenaDNA, Mamba, Mamba2, hybrids) to generate."
-            )
+        self.require_causal("generate sequences left to right")
         if generator is None and seed is not None:
             generator = torch.Generator(device="cpu").manual_seed(seed)
         was_training = self.training
