@@ -1,19 +1,24 @@
-"""Datasets over genomes and tables: pretraining windows, labelled intervals, sequence tables, BED reading."""
+"""Datasets over genomes and tables: pretraining windows, labelled intervals, sequence tables, BED reading.
 
-from .bed import read_bed, resize_interval
-from .collate import Collator, collate
-from .intervals import IntervalDataset
-from .labels import LabelSpec
-from .tables import SequenceTable
-from .windows import GenomeWindows
+The names are imported lazily, so that the torch-free modules (``bed``, ``fetch``, ``labels``) load without torch.
+"""
 
-__all__ = [
-    "Collator",
-    "GenomeWindows",
-    "IntervalDataset",
-    "LabelSpec",
-    "SequenceTable",
-    "collate",
-    "read_bed",
-    "resize_interval",
-]
+from __future__ import annotations
+
+from dnalm.utils import lazy_exports
+
+_EXPORTS: dict[str, str] = {
+    "Collator": "dnalm.data.collate",
+    "GenomeWindows": "dnalm.data.windows",
+    "IntervalDataset": "dnalm.data.intervals",
+    "LabelSpec": "dnalm.data.labels",
+    "OffsetGenome": "dnalm.data.fetch",
+    "SequenceTable": "dnalm.data.tables",
+    "collate": "dnalm.data.collate",
+    "fetch_intervals": "dnalm.data.fetch",
+    "read_bed": "dnalm.data.bed",
+    "resize_interval": "dnalm.data.bed",
+}
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

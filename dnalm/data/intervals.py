@@ -1,9 +1,7 @@
-"""Intervals + a genome -> sequences: the lazy :class:`IntervalDataset` (fixed-length, strand-aware token windows,
-N-padded) and the eager :func:`fetch_intervals` (sequences of the intervals inside the genome, the others reported).
+"""Interval datasets: BED (or BED-like) regions + a genome -> fixed-length, strand-aware token windows.
 
-Both resize with :func:`dnalm.data.bed.resize_interval` and read through :class:`dnalm.io.genome.Genome`;
-:class:`OffsetGenome` is a FASTA whose records are slices of real chromosomes (coordinates stay those of the
-real chromosome).
+The eager counterpart, :func:`dnalm.data.fetch.fetch_intervals` (the sequences of the intervals inside a genome,
+the others reported), resizes with the same :func:`dnalm.data.bed.resize_interval`.
 """
 
 from __future__ import annotations
@@ -16,29 +14,15 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from dnalm.errors import ConfigError, InputError
+from dnalm.errors import ConfigError
 from dnalm.io.genome import Genome
 from dnalm.tokenizer import DNATokenizer
 
 from ._common import CollateMixin, LabelledMixin, default_tokenizer, item_rng, to_input_ids
 from .bed import read_bed, resize_interval
-from .labels import LabelSpec, encode_labels
+from .labels import LabelSpec, auto_label_columns, encode_labels
 
 AUTO = "auto"
-
-
-def auto_label_columns(df: pd.DataFrame) -> list[str]:
-    """``label`` when present, else the single unnamed extra column (``col7``, BEND's layout), else none."""
-    if "label" in df.columns:
-        return ["label"]
-    extra = [c for c in df.columns if isinstance(c, str) and c.startswith("col") and c[3:].isdigit()]
-    if len(extra) == 1:
-        return extra
-    if len(extra) > 1:
-        raise ConfigError(
-            f"several unnamed extra columns {extra} could hold labels; pass label_columns=[...] (or None)"
-        )
-    return []
 
 
 class IntervalDataset(CollateMixin, LabelledMixin, Dataset):
@@ -151,87 +135,3 @@ class IntervalDataset(CollateMixin, LabelledMixin, Dataset):
         if self.labels is not None:
             item["labels"] = torch.as_tensor(self.labels[index])
         return item
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Eager fetching with a report of what could not be fetched
-# ---------------------------------------------------------------------------------------------------------------
-
-SKIP_COLUMNS = ["split", "source", "line", "id", "reason"]
-
-
-class OffsetGenome:
-    """A FASTA (:class:`Genome`) whose records may be slices of real chromosomes starting at an offset.
-
-    Args:
-        fasta: FASTA path (or an open :class:`Genome`).
-        offsets: ``{record: offset}``: the record starts at ``offset`` of the real chromosome (default 0).
-    """
-
-    def __init__(self, fasta: str | os.PathLike | Genome, offsets: dict[str, int] | None = None):
-        self.genome = fasta if isinstance(fasta, Genome) else Genome(fasta)
-        self.name = self.genome.path.name
-        self.offsets = {self.genome.resolve(k): int(v) for k, v in (offsets or {}).items()}
-
-    def locate(self, chrom: str, start: int, end: int) -> tuple[str, int, int] | str:
-        """(record, start, end) within the FASTA, or the reason the interval is not inside it."""
-        if start >= end:
-            return f"empty interval: [{start:,}, {end:,})"
-        try:
-            name = self.genome.resolve(chrom)
-        except InputError:
-            return f"unknown chromosome: {chrom!r} is not in {self.name}"
-        off = self.offsets.get(name, 0)
-        size = self.genome.chrom_sizes[name]
-        if start - off < 0 or end - off > size:
-            return (f"outside the genome: {chrom}:[{start:,}, {end:,}) is not inside {self.name}, which holds "
-                    f"{name}:[{off:,}, {off + size:,})")
-        return name, start - off, end - off
-
-    def fetch(self, located: tuple[str, int, int], strand: str) -> str:
-        """The sequence of a :meth:`locate` result on ``strand`` (``-`` reverse complemented)."""
-        name, s, e = located
-        return self.genome.fetch(name, s, e, strand="-" if strand == "-" else "+")
-
-
-def fetch_intervals(
-    df: pd.DataFrame,
-    genome: OffsetGenome | Genome | str | os.PathLike | None,
-    split: str,
-    source: str,
-    strand_aware: bool = True,
-    length: int = 0,
-    no_genome_reason: str = "no genome: none given",
-) -> tuple[list[str], np.ndarray, pd.DataFrame, pd.DataFrame]:
-    """Fetch the sequence of every interval row that lies inside ``genome``; report the others.
-
-    Args:
-        df: rows with ``chrom``, ``start``, ``end`` (0-based half-open), optional ``strand``, ``id``, ``line``.
-        genome: where to fetch from (None: every row is skipped with ``no_genome_reason``).
-        split, source: recorded in the skipped rows.
-        strand_aware: reverse complement rows on the ``-`` strand.
-        length: resize each interval to ``length`` bp around its centre first (0 = keep).
-
-    Returns:
-        (sequences of the kept rows, kept row indices, per-kept-row meta, skipped rows with ``SKIP_COLUMNS``).
-    """
-    if genome is not None and not isinstance(genome, OffsetGenome):
-        genome = OffsetGenome(genome)
-    seqs, kept, skipped, meta = [], [], [], []
-    strands = df["strand"].astype(str).tolist() if "strand" in df.columns else ["+"] * len(df)
-    ids = df["id"].astype(str).tolist() if "id" in df.columns else ["."] * len(df)
-    lines = df["line"].tolist() if "line" in df.columns else list(range(1, len(df) + 1))
-    for i, (chrom, start, end) in enumerate(zip(df["chrom"].astype(str), df["start"], df["end"])):
-        strand = strands[i] if strand_aware else "+"
-        start, end = int(start), int(end)
-        if length:
-            start, end = resize_interval(start, end, length, strand)
-        where = no_genome_reason if genome is None else genome.locate(chrom, start, end)
-        if isinstance(where, str):
-            skipped.append({"split": split, "source": source, "line": lines[i], "id": ids[i], "reason": where})
-            continue
-        seqs.append(genome.fetch(where, strand))
-        kept.append(i)
-        meta.append({"source": source, "line": lines[i], "id": ids[i], "chrom": chrom, "start": start,
-                     "end": end, "strand": strand})
-    return seqs, np.asarray(kept, dtype=np.int64), pd.DataFrame(meta), pd.DataFrame(skipped, columns=SKIP_COLUMNS)

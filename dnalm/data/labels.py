@@ -144,3 +144,17 @@ def _multi_hot(column, col, source, rows, num_classes, classes, row_word):
                 )
             out[i, j] = 1.0
     return out, LabelSpec([col], "multi_label", classes=classes, num_classes=n)
+
+
+def auto_label_columns(df: pd.DataFrame) -> list[str]:
+    """``label`` when present, else the single unnamed extra column (``col7``, BEND's layout), else none."""
+    if "label" in df.columns:
+        return ["label"]
+    extra = [c for c in df.columns if isinstance(c, str) and c.startswith("col") and c[3:].isdigit()]
+    if len(extra) == 1:
+        return extra
+    if len(extra) > 1:
+        raise ConfigError(
+            f"several unnamed extra columns {extra} could hold labels; pass label_columns=[...] (or None)"
+        )
+    return []

@@ -6,7 +6,7 @@ label tracks and any CSV/TSV, each loaded into a :class:`Task` with train/dev/te
 - :mod:`finetune.tasks.gue`, :mod:`~finetune.tasks.genomic_benchmarks`, :mod:`~finetune.tasks.bed`,
   :mod:`~finetune.tasks.tables`, :mod:`~finetune.tasks.tokens`: one loader per source.
 
-Intervals are fetched through :func:`dnalm.data.intervals.fetch_intervals`; those that cannot be resolved to a
+Intervals are fetched through :func:`dnalm.data.fetch.fetch_intervals`; those that cannot be resolved to a
 sequence (unknown chromosome, outside the FASTA, no genome for the class) are never dropped silently:
 :attr:`Task.skipped` lists each with its file, line and reason, and :meth:`Task.report` summarises them.
 """

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from dnalm.data.intervals import SKIP_COLUMNS
+from dnalm.data.fetch import SKIP_COLUMNS
 from dnalm.errors import ConfigError, InputError
 from finetune.metrics import DEFAULT_METRIC
 

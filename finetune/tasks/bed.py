@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dnalm.data.intervals import fetch_intervals
+from dnalm.data.fetch import fetch_intervals
 from dnalm.errors import InputError
 from finetune.tasks.base import (
     SPLIT_NAMES,
@@ -36,7 +36,7 @@ def load_bed_task(spec: TaskSpec | str) -> Task:
     df = read_bed(path)
     label = spec.label
     if label in ("auto", "label") and "label" not in df.columns:
-        from dnalm.data.intervals import auto_label_columns
+        from dnalm.data.labels import auto_label_columns
 
         cols = auto_label_columns(df)
         if not cols:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dnalm.data.intervals import fetch_intervals
+from dnalm.data.fetch import fetch_intervals
 from dnalm.errors import ConfigError, InputError
 from finetune.tasks.base import Task, TaskSplit, carve_split, task_metric
 from finetune.tasks.spec import TaskSpec, parse_genome, parse_task_spec

@@ -28,7 +28,7 @@ from dnalm.errors import ConfigError, InputError
 from finetune.metrics import METRICS
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dnalm.data.intervals import OffsetGenome
+    from dnalm.data.fetch import OffsetGenome
     from finetune.tasks.base import Task
 
 TASK_TYPES = {"gue": "gue", "gb": "gb", "genomic-benchmarks": "gb", "genomic_benchmarks": "gb", "bed": "bed",
@@ -195,7 +195,7 @@ def load_task(spec: str | dict | TaskSpec, base_dir: str | os.PathLike | None = 
 def parse_genome(text: str | dict, spec: TaskSpec) -> OffsetGenome:
     """``FASTA`` or ``FASTA@CHROM:OFFSET[,CHROM:OFFSET]`` (or a mapping with ``fasta`` and ``offsets``), paths
     relative to the spec's base folder."""
-    from dnalm.data.intervals import OffsetGenome
+    from dnalm.data.fetch import OffsetGenome
 
     if isinstance(text, dict):
         if "fasta" not in text:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dnalm.data.intervals import fetch_intervals
+from dnalm.data.fetch import fetch_intervals
 from dnalm.errors import InputError
 from finetune.tasks.base import SKIP_COLUMNS, Task, TaskSplit, assign_splits, find_split_column
 from finetune.tasks.spec import TaskSpec, parse_genome, parse_task_spec
