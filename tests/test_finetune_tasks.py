@@ -245,3 +245,14 @@ def test_bend_layout_with_a_split_column(tmp_path):
     assert task.sizes() == {"train": 12, "dev": 4, "test": 4} and task.kind == "binary"
     assert task.skipped[["split", "line"]].values.tolist() == [["test", 21]]
     assert task.dev.meta["start"].tolist() == [1200, 1300, 1400, 1500]
+
+
+def test_reading_task_specs_does_not_import_torch():
+    """Task loading (benchmark listing, spec checks) stays light: no torch, no Lightning until a model is needed."""
+    import subprocess
+    import sys
+
+    code = ("import sys, finetune.tasks, dnalm.data.fetch, dnalm.data.bed; "
+            "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
