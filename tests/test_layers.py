@@ -2,7 +2,8 @@
 
 Layers, lowest first (a module may import its own layer's modules and those below it):
 
-0. foundation: ``dnalm.errors``, ``dnalm.utils``, ``dnalm.tokenizer``, ``dnalm.config``, ``dnalm.training``
+0. foundation: ``dnalm.errors``, ``dnalm.utils``, ``dnalm.tokenizer``, ``dnalm.config``, ``dnalm.training``, and the
+   stdlib-only ``dnalm.io.output`` (the one output writer) and ``dnalm.io.compression`` (the one gzip opener)
 1. ``dnalm.models`` (third-party: torch, safetensors, numpy; optional kernels only inside try/except) and
    ``dnalm.io`` (readers and writers of genomes, intervals, variants)
 2. ``dnalm.data`` (datasets over ``dnalm.io``)
@@ -26,6 +27,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("dnalm", "data_prep", "finetune", "generate")
 FOUNDATION = {"dnalm.errors", "dnalm.utils", "dnalm.tokenizer", "dnalm.config", "dnalm.training"}
+# Modules of dnalm.io that need only the standard library and dnalm.errors, so every layer may use them: the one
+# output writer (models save through it; dnalm.utils re-exports it) and the one gzip/bgzip opener.
+FOUNDATION_MODULES = {"dnalm.io.output", "dnalm.io.compression"}
 CLI = {"dnalm.cli", "dnalm.commands", "dnalm.__main__"}
 MODELS_THIRD_PARTY = {"torch", "safetensors", "numpy"}
 OPTIONAL_KERNELS = {"mamba_ssm", "causal_conv1d", "flash_attn"}  # fast paths, imported in try/except only
@@ -78,6 +82,8 @@ def _layer(module: str) -> tuple[int, str]:
     if top != "dnalm":
         return 4, top
     group = ".".join(parts[:2])
+    if module in FOUNDATION_MODULES:
+        return 0, module
     if group in CLI:
         return 5, "cli"
     if module == "dnalm":
