@@ -22,6 +22,8 @@ class FinetuneConfig:
     head_dropout: float = 0.1  # dropout in the head
     strand_average: bool = False  # average predictions of x and rc(x) (train and test)
     freeze_backbone: bool = False  # train only the head
+    head_init: bool = True  # before training: standardise pooled features with train-split statistics and fit the head on frozen features (LP-FT)
+    head_init_steps: int = 300  # Adam steps of that fit per L2 penalty (on cached features: no backbone passes)
     lr_head: float = 1e-3  # peak learning rate of the head
     lr_backbone: float = 1e-4  # peak learning rate of the backbone
     weight_decay: float = 0.01  # AdamW weight decay (dnalm.training rule: not on biases, norms, embeddings, ...)

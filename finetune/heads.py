@@ -33,7 +33,7 @@ from finetune.config import POOLINGS  # mean | last | echo | rc_echo
 
 KINDS = ("binary", "multiclass", "multilabel", "regression", "token_classification")
 HEAD_FORMAT = "dnalm-finetune-head"
-HEAD_FORMAT_VERSION = 1
+HEAD_FORMAT_VERSION = 2  # 2: the head holds FeatureNorm statistics (norm.mean, norm.std)
 
 
 @dataclass
@@ -160,11 +160,64 @@ def pool_states(h: torch.Tensor, inputs: ModelInputs, pooling: str, per_token: b
 
 
 # --------------------------------------------------------------------------------------------- heads
+class FeatureNorm(nn.Module):
+    """Fixed per-feature standardisation of pooled states, ``(x - mean) / std``, with training-set statistics.
+
+    Pooled states of a pretrained backbone differ very little from sequence to sequence (a final norm, then a
+    mean over hundreds of tokens), while their per-feature offsets are large: a freshly initialised linear head
+    on the raw states sees near-constant inputs and cannot learn in a few hundred steps, so fine-tuning moves
+    the backbone instead and learns shortcuts. The statistics are computed once before training
+    (:func:`feature_statistics`) and saved with the head; they are buffers, never trained. Identity until set.
+    """
+
+    def __init__(self, d_model: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(d_model))
+        self.register_buffer("std", torch.ones(d_model))
+
+    @torch.no_grad()
+    def set(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Use these statistics: mean, std (d_model,), std > 0."""
+        if mean.shape != self.mean.shape or std.shape != self.std.shape:
+            raise ConfigError(f"feature statistics need shape {tuple(self.mean.shape)}, got "
+                              f"{tuple(mean.shape)} / {tuple(std.shape)}")
+        if not bool(torch.isfinite(mean).all() and torch.isfinite(std).all() and (std > 0).all()):
+            raise ConfigError("feature statistics must be finite with std > 0")
+        self.mean.copy_(mean)
+        self.std.copy_(std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std  # (..., d)
+
+
+def feature_statistics(features: torch.Tensor, rel_floor: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-feature mean and standard deviation of pooled states, for :class:`FeatureNorm`.
+
+    Args:
+        features: (N, d) pooled states of training sequences (or (N, L, d) per-base states with ``mask``
+            applied by the caller: pass the real bases only, flattened to (M, d)).
+        rel_floor: standard deviations below ``rel_floor`` times the median feature's are raised to it, so
+            that a (near-)constant feature is not blown up into noise.
+
+    Returns:
+        mean (d,), std (d,) in float32.
+    """
+    x = features.reshape(-1, features.shape[-1]).double()
+    if x.shape[0] < 2:
+        raise InputError(f"feature statistics need at least 2 training rows, got {x.shape[0]}")
+    mean = x.mean(0)
+    std = x.std(0)
+    floor = rel_floor * std.median().clamp_min(1e-12)
+    return mean.float(), torch.maximum(std, floor).float()
+
+
 class PredictionHead(nn.Module):
-    """Dropout + linear (or a one-hidden-layer MLP) from pooled states to outputs."""
+    """Fixed feature standardisation, then dropout + linear (or a one-hidden-layer MLP) from pooled states to
+    outputs."""
 
     def __init__(self, d_model: int, num_outputs: int, hidden: int = 0, dropout: float = 0.1):
         super().__init__()
+        self.norm = FeatureNorm(d_model)
         if hidden > 0:
             self.net = nn.Sequential(
                 nn.Dropout(dropout), nn.Linear(d_model, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, num_outputs)
@@ -173,7 +226,7 @@ class PredictionHead(nn.Module):
             self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(d_model, num_outputs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.net(self.norm(x))
 
 
 def task_loss(kind: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -379,8 +432,12 @@ class SequenceModel(nn.Module):
         weights = directory / "head.safetensors"
         if not weights.exists():
             raise InputError(f"{directory}: no head.safetensors")
-        check_against(weights, lambda: model.head, path)
-        load_checked(model.head, weights)
+        target = model.head
+        if meta.get("version", 1) < 2:  # heads saved before FeatureNorm saw raw states: identity statistics
+            target = nn.Module()
+            target.net = model.head.net  # the same layers: loading them loads the head
+        check_against(weights, lambda: target, path)
+        load_checked(target, weights)
         model.to(device)
         model.eval()
         return model

@@ -218,6 +218,17 @@ def finetune(model, task: Task | str, config: FinetuneConfig | None = None, out_
     if config.scan_chunk_size:
         seq_model.backbone.set_scan_chunk_size(config.scan_chunk_size)
     check_length(seq_model, task)
+    init_state, init_value = None, float("nan")
+    if config.head_init:
+        from finetune.head_init import init_head
+
+        seq_model.eval()
+        init = init_head(seq_model, task, steps=config.head_init_steps, batch_size=config.eval_batch_size,
+                         seed=config.seed, progress=config.progress_bar)
+        init_value = float(init.dev_metrics.get(task.metric, float("nan")))
+        init_state = {k: v.detach().clone() for k, v in seq_model.state_dict().items()}
+        print(f"head initialised on frozen features: dev {task.metric} {init_value:.4f} (L2 {init.weight_decay:g}, "
+              f"{init.seconds:.0f} s)", flush=True)
     seq_model.set_backbone_trainable(not config.freeze_backbone)
     seq_model.train()  # load_model returns the backbone in eval mode
     module = FinetuneModule(seq_model, config, task.metric)
@@ -258,6 +269,15 @@ def finetune(model, task: Task | str, config: FinetuneConfig | None = None, out_
 
         st_load(seq_model, best_path)
     best_step = _best_step(module.history, task.metric, steps)
+    # the initialised head (step 0) is a candidate too: training that only lowers dev is not kept
+    tuned = [float(h[f"dev_{task.metric}"]) for h in module.history if h["step"] == best_step]
+    sign = 1 if higher_is_better(task.metric) else -1
+    if init_state is not None and not math.isnan(init_value) and (
+            not tuned or math.isnan(tuned[0]) or sign * init_value > sign * tuned[0]):
+        seq_model.load_state_dict(init_state)
+        best_step = 0
+    if init_state is not None:
+        module.history.insert(0, {"step": 0, **{f"dev_{k}": v for k, v in init.dev_metrics.items()}})
     shutil.rmtree(ckpt_root, ignore_errors=True)
     seq_model.eval()
     dev_metrics, _ = evaluate(seq_model, task.dev, config.eval_batch_size, config.progress_bar, "dev")
