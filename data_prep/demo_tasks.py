@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ class Gene:
     strand: str
     gene: str
     exons: int
+    blocks: list = field(default_factory=list)  # (start, end) of each CDS exon, 0-based half-open, + strand order
 
 
 def read_genes(cds_bed: str | Path) -> list[Gene]:
@@ -61,9 +62,12 @@ def read_genes(cds_bed: str | Path) -> list[Gene]:
             chrom, start, end, name, _, strand, gene = f[:7]
             g = by_name.get(name)
             if g is None:
-                by_name[name] = Gene(chrom, int(start), int(end), name, strand, gene, 1)
+                by_name[name] = Gene(chrom, int(start), int(end), name, strand, gene, 1, [(int(start), int(end))])
             else:
                 g.start, g.end, g.exons = min(g.start, int(start)), max(g.end, int(end)), g.exons + 1
+                g.blocks.append((int(start), int(end)))
+    for g in by_name.values():
+        g.blocks.sort()
     return list(by_name.values())
 
 
@@ -101,13 +105,81 @@ def coding_snvs(genome, genes: list[Gene], n_codons: int, rng: np.random.Generat
                 records.append((g.chrom, gpos + 1, f"{g.name}:c{p + 1}{codon[j]}>{b}", ref, alt, csq, g.name))
     return records
 
-def _split_of(chrom: str, chroms: list[str], n_test: int = 2, n_dev: int = 1) -> str:
-    i = chroms.index(chrom)
-    if i >= len(chroms) - n_test:
-        return "test"
-    if i >= len(chroms) - n_test - n_dev:
-        return "dev"
-    return "train"
+def _is_ribosomal_protein(gene: Gene) -> bool:
+    return gene.gene.upper().startswith(("RPL", "RPS"))
+
+
+def cds_sequence(genome, gene: Gene) -> str:
+    """The spliced coding sequence of a gene in transcript orientation (exons joined, reverse complemented on -)."""
+    from dnalm.tokenizer import reverse_complement
+
+    seq = "".join(genome.fetch(gene.chrom, s, e, "+") for s, e in gene.blocks)
+    return seq if gene.strand == "+" else reverse_complement(seq)
+
+
+def _codons(cds: str) -> list[str]:
+    """Sense codons of a CDS (no stop codons, no codons with N), in order."""
+    out = [cds[i : i + 3] for i in range(0, len(cds) - len(cds) % 3, 3)]
+    return [c for c in out if c in _CODE and _CODE[c] != "*"]
+
+
+def relative_adaptiveness(reference_cds: list[str], pseudocount: float = 0.5) -> dict[str, float]:
+    """Sharp & Li (1987) weights ``w`` of each sense codon: its count in the reference genes divided by the count of
+    the most used synonymous codon (``pseudocount`` added to every count so that an unseen codon is not 0)."""
+    counts = {c: pseudocount for c, aa in _CODE.items() if aa != "*"}
+    for cds in reference_cds:
+        for c in _codons(cds):
+            counts[c] += 1
+    best: dict[str, float] = {}
+    for c, n in counts.items():
+        best[_CODE[c]] = max(best.get(_CODE[c], 0.0), n)
+    return {c: n / best[_CODE[c]] for c, n in counts.items()}
+
+
+def codon_adaptation_index(cds: str, weights: dict[str, float]) -> float:
+    """Geometric mean of the weights of a CDS's codons, Met (ATG) and Trp (TGG) excluded (Sharp & Li 1987);
+    NaN without any informative codon."""
+    ln = [np.log(weights[c]) for c in _codons(cds) if _CODE[c] not in ("M", "W")]
+    return float(np.exp(np.mean(ln))) if ln else float("nan")
+
+
+def chromosome_splits(chroms: list[str], n_test: int = 2, n_dev: int = 3) -> dict[str, str]:
+    """Chromosome -> split: the last ``n_test`` chromosomes are test; ``n_dev`` chromosomes spread evenly over the
+    rest are dev (several chromosomes, so that checkpoint selection does not hinge on one chromosome's
+    idiosyncrasies); the others are train."""
+    if len(chroms) < n_test + n_dev + 1:
+        raise InputError(f"{len(chroms)} chromosomes: need at least {n_test + n_dev + 1} for the train/dev/test split")
+    rest = chroms[: len(chroms) - n_test]
+    dev = {rest[int(i)] for i in np.linspace(0, len(rest) - 1, n_dev + 2)[1:-1].round()}
+    return {c: "test" if c not in rest else ("dev" if c in dev else "train") for c in chroms}
+
+
+def gc_fraction(seq: str) -> float:
+    """G+C over called bases (NaN for none)."""
+    called = len(seq) - seq.count("N")
+    return (seq.count("G") + seq.count("C")) / called if called else float("nan")
+
+
+def match_gc(positive_gc: np.ndarray, candidate_gc: np.ndarray, rng: np.random.Generator, width: float = 0.01) -> np.ndarray:
+    """One distinct candidate per positive with the nearest GC content (bins of ``width``; ties and the order of
+    positives random), so that negatives and positives share a GC distribution.
+
+    Returns:
+        Indices into ``candidate_gc`` (as many as positives, or fewer when the candidates run out).
+    """
+    bins = np.floor(candidate_gc / width).astype(int)
+    pools: dict[int, list[int]] = {}
+    for i in rng.permutation(len(candidate_gc)):
+        pools.setdefault(int(bins[i]), []).append(int(i))
+    chosen = []
+    for p in rng.permutation(len(positive_gc)):
+        b = int(np.floor(positive_gc[p] / width))
+        for d in range(0, int(1 / width) + 1):  # the nearest non-empty bin
+            hit = next((pools[k] for k in (b - d, b + d) if pools.get(k)), None)
+            if hit is not None:
+                chosen.append(hit.pop())
+                break
+    return np.asarray(chosen, dtype=np.int64)
 
 
 def promoter_windows(genes: list[Gene], sizes: dict[str, int], length: int) -> list[tuple[str, int, int, str, Gene]]:
@@ -156,22 +228,28 @@ def derive_tasks(
     occupied = {c: np.zeros(sizes[c], dtype=bool) for c in chroms}
     for c, s, e, _, _ in promoter_windows(genes, sizes, promoter_length):
         occupied[c][s:e] = True
+    split_of = chromosome_splits(chroms)
     total = sum(sizes.values())
-    rows = {"train": [], "dev": [], "test": []}
+    rows: dict[str, list] = {"train": [], "dev": [], "test": []}
     for c, s, e, strand, _ in prom:
-        rows[_split_of(c, chroms)].append((genome.fetch(c, s, e, strand), 1))
-    negatives, tries = 0, 0
-    while negatives < len(prom) and tries < 50 * len(prom):
+        rows[split_of[c]].append((genome.fetch(c, s, e, strand), 1))
+    # negatives: random windows off every promoter, random strand, then matched to the positives' GC per split
+    pool: dict[str, list[str]] = {"train": [], "dev": [], "test": []}
+    need, tries = 20 * len(prom), 0
+    while sum(map(len, pool.values())) < need and tries < 5 * need:
         tries += 1
         c = chroms[int(rng.choice(len(chroms), p=[sizes[x] / total for x in chroms]))]
         s = int(rng.integers(0, sizes[c] - promoter_length))
         if occupied[c][s : s + promoter_length].any():
             continue
         seq = genome.fetch(c, s, s + promoter_length, "+" if rng.random() < 0.5 else "-")
-        if seq.count("N") > 0:
-            continue
-        rows[_split_of(c, chroms)].append((seq, 0))
-        negatives += 1
+        if "N" not in seq:
+            pool[split_of[c]].append(seq)
+    for split, items in rows.items():
+        pos_gc = np.array([gc_fraction(q) for q, _ in items])
+        cand = pool[split]
+        picked = match_gc(pos_gc, np.array([gc_fraction(q) for q in cand]), rng)
+        items += [(cand[i], 0) for i in picked]
     task_dir = out / "promoters"
     for split, items in rows.items():
         order = rng.permutation(len(items))
@@ -180,21 +258,35 @@ def derive_tasks(
             w.writerow(["sequence", "label"])
             for i in order:
                 w.writerow(items[i])
-    summary["promoters"] = {k: {"n": len(v), "positives": sum(l for _, l in v)} for k, v in rows.items()}
+    summary["promoters"] = {
+        k: {"n": len(v), "positives": sum(lab for _, lab in v),
+            "chromosomes": [c for c in chroms if split_of[c] == k],
+            "gc_positives": round(float(np.mean([gc_fraction(q) for q, lab in v if lab == 1] or [np.nan])), 4),
+            "gc_negatives": round(float(np.mean([gc_fraction(q) for q, lab in v if lab == 0] or [np.nan])), 4)}
+        for k, v in rows.items()
+    }
 
     # ---------------- CRE table: promoter sequences with properties
+    cds = {g.name: cds_sequence(genome, g) for g in genes}
+    reference = [cds[g.name] for g in genes if _is_ribosomal_protein(g)]
+    weights = relative_adaptiveness(reference)
     cre = promoter_windows(genes, sizes, cre_length)
+    n_rp, n_rows = 0, 0
     with atomic_write(out / "cre" / "promoters.tsv", newline="") as fh:
         w = csv.writer(fh, delimiter="\t")
-        w.writerow(["sequence", "gene", "name", "chrom", "start", "end", "strand", "ribosomal_protein", "gc"])
-        n_rp = 0
+        w.writerow(["sequence", "gene", "name", "chrom", "start", "end", "strand", "split", "ribosomal_protein",
+                    "cai", "gc"])
         for c, s, e, strand, g in cre:
+            cai = codon_adaptation_index(cds[g.name], weights)
             seq = genome.fetch(c, s, e, strand)
-            rp = int(g.gene.upper().startswith(("RPL", "RPS")))
+            if np.isnan(cai) or "N" in seq:
+                continue
+            rp = int(_is_ribosomal_protein(g))
             n_rp += rp
-            gc = (seq.count("G") + seq.count("C")) / max(1, len(seq) - seq.count("N"))
-            w.writerow([seq, g.gene, g.name, c, s, e, strand, rp, f"{gc:.4f}"])
-    summary["cre"] = {"n": len(cre), "ribosomal_protein": n_rp}
+            n_rows += 1
+            w.writerow([seq, g.gene, g.name, c, s, e, strand, split_of[c], rp, f"{cai:.4f}", f"{gc_fraction(seq):.4f}"])
+    summary["cre"] = {"n": n_rows, "ribosomal_protein": n_rp, "cai_reference_genes": len(reference),
+                      "cai_reference": "ribosomal-protein genes (RPL*/RPS*), Sharp & Li 1987"}
 
     # ---------------- coding SNVs: stop-gained vs synonymous
     records = coding_snvs(genome, genes, n_codons, rng)

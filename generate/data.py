@@ -28,6 +28,7 @@ class PropertyTable:
     columns: list[str]  # property names, one per column of ``values``
     lines: list[int]  # 1-based file line of each kept row
     skipped: list[tuple[int, str]] = field(default_factory=list)  # (line, reason) of every skipped row
+    labels: dict[str, list[str]] = field(default_factory=dict)  # text columns asked for (e.g. a split column), kept rows
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -49,6 +50,7 @@ def read_property_table(
     skip_rows: int = 0,
     sep: str | None = None,
     column_names: Sequence[str] | None = None,
+    label_columns: Sequence[str] = (),
 ) -> PropertyTable:
     """Read a table of sequences and numeric properties.
 
@@ -60,6 +62,7 @@ def read_property_table(
         skip_rows: leading lines to ignore (metadata lines).
         sep: field separator; None: tab for .tsv/.txt, comma for .csv, else sniffed from the first line.
         column_names: names for the columns of a headerless table (default "1", "2", ...).
+        label_columns: text columns to carry along (``PropertyTable.labels``), e.g. a train/dev/test split column.
 
     Returns:
         A :class:`PropertyTable`; rows with a missing/non-numeric value or an invalid sequence are listed in
@@ -98,7 +101,7 @@ def read_property_table(
     elif column_names:
         raise InputError(f"{path}: column names can only be given for a table without a header (--no-header)")
     first_line = skip_rows + (2 if header else 1)
-    wanted = [sequence_column, *value_columns]
+    wanted = [sequence_column, *value_columns, *label_columns]
     missing = [c for c in wanted if c not in df.columns]
     if missing:
         hint = "" if header else " (headerless table: columns are numbered from 1)"
@@ -138,7 +141,28 @@ def read_property_table(
         columns=[str(c) for c in value_columns],
         lines=[first_line + i for i in keep],
         skipped=skipped,
+        labels={c: [str(df[c].iloc[i]).strip() for i in keep] for c in label_columns},
     )
+
+
+SPLIT_NAMES = {"train": 0, "dev": 1, "validation": 1, "val": 1, "test": 2}
+
+
+def split_indices_from_column(values: Sequence[str], source: str = "split column") -> list[np.ndarray]:
+    """(train, validation, test) row indices from a column of split names (train; dev/validation/val; test).
+
+    Raises:
+        InputError: an unknown split name (naming it and the row), or an empty train or test set.
+    """
+    codes = np.empty(len(values), dtype=np.int64)
+    for i, v in enumerate(values):
+        if v.lower() not in SPLIT_NAMES:
+            raise InputError(f"{source}, row {i + 1}: split {v!r} is not one of train, dev (validation), test")
+        codes[i] = SPLIT_NAMES[v.lower()]
+    out = [np.flatnonzero(codes == k) for k in range(3)]
+    if not len(out[0]) or not len(out[2]):
+        raise InputError(f"{source}: needs train and test rows (found {len(out[0])} train, {len(out[2])} test)")
+    return out
 
 
 def split_indices(n: int, fractions: Sequence[float], seed: int = 0) -> list[np.ndarray]:

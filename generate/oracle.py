@@ -218,6 +218,7 @@ def train_oracle(
     config: OracleTrainConfig | None = None,
     arch: dict | None = None,
     extra_report: dict | None = None,
+    splits: Sequence[str] | None = None,
 ) -> tuple[OracleCNN, dict]:
     """Train an :class:`OracleCNN` with a seeded train/validation/test split and early stopping.
 
@@ -229,6 +230,8 @@ def train_oracle(
         config: training settings.
         arch: :class:`OracleConfig` fields overriding the defaults (channels, dilated_layers, ...).
         extra_report: entries added to the saved report (e.g. skipped input rows).
+        splits: the split of each row (train / dev / test, e.g. by chromosome) instead of a seeded random split
+            by ``config.val_fraction`` / ``config.test_fraction``; without dev rows, validation is carved from train.
 
     Returns:
         The trained oracle (best validation epoch, eval mode, CPU) and a report with held-out Spearman/Pearson
@@ -242,7 +245,15 @@ def train_oracle(
     values = np.asarray(values, dtype=np.float64).reshape(len(sequences), -1)
     if values.shape[1] != len(target_names):
         raise ConfigError(f"{values.shape[1]} target columns but {len(target_names)} names")
-    train_idx, val_idx, test_idx = split_indices(len(sequences), [cfg.val_fraction, cfg.test_fraction], cfg.seed)
+    if splits is None:
+        train_idx, val_idx, test_idx = split_indices(len(sequences), [cfg.val_fraction, cfg.test_fraction], cfg.seed)
+    else:
+        from generate.data import split_indices_from_column
+
+        train_idx, val_idx, test_idx = split_indices_from_column(list(splits))
+        if not len(val_idx):  # carve validation rows from train
+            keep, val = split_indices(len(train_idx), [cfg.val_fraction], cfg.seed)
+            train_idx, val_idx = train_idx[keep], train_idx[val]
     for j, name in enumerate(target_names):
         for split, idx in (("all", np.arange(len(values))), ("held-out test", test_idx)):
             column = values[idx, j]
@@ -318,6 +329,7 @@ def train_oracle(
         "n_train": len(train_idx),
         "n_validation": len(val_idx),
         "n_test": len(test_idx),
+        "split": "given per row" if splits is not None else "random (seeded)",
         "best_epoch": best_epoch,
         "epochs_run": len(history),
         "seconds": round(time.time() - t0, 1),

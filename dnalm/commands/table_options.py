@@ -18,14 +18,14 @@ def add_table_arguments(p) -> None:
     p.add_argument("--sep", default=None, help="field separator (default: tab for .tsv/.txt, comma for .csv)")
 
 
-def table_from_args(args, path, value_columns: Sequence[str]):
+def table_from_args(args, path, value_columns: Sequence[str], label_columns: Sequence[str] = ()):
     """Read ``path`` with the options of :func:`add_table_arguments` (a :class:`generate.data.PropertyTable`)."""
     from generate.data import read_property_table
 
     names = split_list(args.column_names) or None
     return read_property_table(
         path, args.sequence_column, value_columns, header=not args.no_header, skip_rows=args.skip_rows,
-        sep=args.sep, column_names=names,
+        sep=args.sep, column_names=names, label_columns=label_columns,
     )
 
 

@@ -15,6 +15,9 @@ def add_arguments(p) -> None:
     options.add_input_option(p, "table (CSV/TSV, gzip ok) of sequences and measured values")
     add_table_arguments(p)
     options.add_label_columns_option(p, "numeric columns to predict", required=True)
+    p.add_argument("--split-column", default=None,
+                   help="column naming each row's split (train, dev/validation, test), e.g. by chromosome; "
+                        "default: a seeded random split by the val_fraction/test_fraction settings")
     options.add_output_options(p, "folder", "output oracle folder")
     options.add_compute_options(p, batch_size=None, batch_help="sequences per step", dtype=None,
                                 defaults_from="the settings",
@@ -42,11 +45,12 @@ def run(args) -> int:
     cfg = options.load_settings(OracleTrainConfig, args, sets)
     cfg = dataclasses.replace(cfg, progress=options.progress(args))
     targets = args.label_columns
-    table = table_from_args(args, args.input, targets)
+    table = table_from_args(args, args.input, targets, [args.split_column] if args.split_column else [])
     print(table.skip_summary())
     _, report = train_oracle(
         table.sequences, table.values, targets, args.out, cfg, arch,
         extra_report={"data": table.source, "skipped_rows": [{"line": ln, "reason": why} for ln, why in table.skipped]},
+        splits=table.labels[args.split_column] if args.split_column else None,
     )
     print(f"trained {report['epochs_run']} epochs (best {report['best_epoch']}) in {report['seconds']} s; "
           f"split {report['n_train']}/{report['n_validation']}/{report['n_test']}")
