@@ -87,3 +87,33 @@ def test_evaluation_is_invariant_to_batch_size_and_padding(small_task_and_backbo
         alone = np.array([predict_scores(model, TaskSplit([s], split.labels[:1], None), 1, False)[0] for s in cut[:6]])
         np.testing.assert_allclose(one, many, atol=1e-5)
         np.testing.assert_allclose(mixed[:6], alone, atol=1e-5)
+
+
+def test_feature_statistics_are_saved_with_the_head_and_old_heads_load_as_identity(tmp_path):
+    import json
+
+    import dnalm
+    from safetensors.torch import save_file
+
+    from finetune.heads import HeadConfig, SequenceModel, feature_statistics
+
+    torch.manual_seed(0)
+    bb = dnalm.build_model("transformer-tiny", d_model=32, n_layer=2, attention={"n_heads": 2, "rotary": True})
+    model = SequenceModel(bb, HeadConfig())
+    x = torch.randn(50, 32) * torch.linspace(1e-4, 1.0, 32) + 3.0
+    mean, std = feature_statistics(x)
+    np.testing.assert_allclose(mean.numpy(), x.double().mean(0).numpy(), rtol=1e-5)
+    assert float(std.min()) >= 1e-3 * float(std.median()) * 0.999  # near-constant features are floored
+    model.head.norm.set(mean, std)
+    z = model.head.norm(x)
+    np.testing.assert_allclose(z.mean(0).numpy(), 0, atol=1e-4)
+    model.save_pretrained(tmp_path)
+    again = SequenceModel.load(tmp_path)
+    assert torch.equal(again.head.norm.mean, mean) and torch.equal(again.head.norm.std, std)
+    # a head saved before FeatureNorm (format version 1: no norm tensors) loads with identity statistics
+    save_file({k: v for k, v in model.head.state_dict().items() if k.startswith("net.")},
+              str(tmp_path / "head.safetensors"))
+    meta = json.loads((tmp_path / "head.json").read_text())
+    (tmp_path / "head.json").write_text(json.dumps({**meta, "version": 1}))
+    old = SequenceModel.load(tmp_path)
+    assert torch.equal(old.head.norm.std, torch.ones(32)) and torch.equal(old.head.net[1].weight, model.head.net[1].weight)
