@@ -195,7 +195,7 @@ class DNATokenizer:
         max_length: int | None = None,
         padding: bool | str = True,
         truncation: bool = False,
-        add_special_tokens: bool = True,
+        add_special_tokens: bool = False,
         prefix_ids: Sequence[int] | None = None,
         lenient: bool | None = None,
     ) -> dict:
@@ -207,7 +207,8 @@ class DNATokenizer:
                 this length; with ``truncation`` longer rows are cut (the [EOS] kept).
             padding: True/"longest" pads to the longest row, "max_length" to ``max_length``, False requires
                 equal lengths.
-            add_special_tokens: wrap each row as ``[BOS] (prefix_ids) seq [EOS]``.
+            add_special_tokens: wrap each row as ``[BOS] (prefix_ids) seq [EOS]`` (default False, as in
+                :meth:`encode` and :meth:`__call__`: the ids are the bases alone unless asked).
             prefix_ids: extra ids (e.g. condition tokens) placed after [BOS].
 
         Returns:
@@ -251,6 +252,67 @@ class DNATokenizer:
             ids[i, : len(r)] = r
             mask[i, : len(r)] = 1
         return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+
+    def __call__(
+        self,
+        seqs: str | Sequence[str],
+        padding: bool | str = False,
+        truncation: bool = False,
+        max_length: int | None = None,
+        return_tensors: str | None = None,
+        add_special_tokens: bool = False,
+        return_attention_mask: bool = True,
+        lenient: bool | None = None,
+    ) -> dict:
+        """Encode one sequence or a batch, as a Hugging Face tokenizer does.
+
+        ``tok(seqs, padding=True, return_tensors="pt")`` gives ``{"input_ids": (B, L), "attention_mask": (B, L)}``
+        (right padded with [PAD]). One string gives one row: lists without ``return_tensors``, a (1, L) batch
+        with it. The special-token default is the same for one sequence and a batch, and for :meth:`encode` and
+        :meth:`batch_encode`: ``add_special_tokens=False`` (bases only); True wraps each row as ``[BOS] seq [EOS]``.
+
+        Args:
+            seqs: a DNA string or a list of them.
+            padding: False (rows keep their lengths; tensors then need equal lengths), True/"longest", or
+                "max_length" (with ``max_length``).
+            truncation / max_length: cut rows to ``max_length`` tokens (the [EOS] kept).
+            return_tensors: None (Python lists), "pt" (torch) or "np" (numpy).
+            add_special_tokens: wrap rows as ``[BOS] seq [EOS]``.
+            return_attention_mask: include ``attention_mask``.
+            lenient: map invalid characters to [UNK] instead of raising.
+        """
+        if return_tensors not in (None, "pt", "np"):
+            raise ValueError(f"return_tensors must be None, 'pt' or 'np', not {return_tensors!r}")
+        single = isinstance(seqs, (str, bytes))
+        batch = [seqs] if single else list(seqs)
+        if return_tensors is not None or padding:
+            enc = self.batch_encode(batch, max_length=max_length, padding=padding or (len(batch) == 1),
+                                    truncation=truncation, add_special_tokens=add_special_tokens, lenient=lenient)
+            if return_tensors == "np":
+                enc = {k: v.numpy() for k, v in enc.items()}
+            elif return_tensors is None:
+                enc = {k: v.tolist() for k, v in enc.items()}
+                if single:
+                    enc = {k: v[0] for k, v in enc.items()}
+        else:
+            rows = []
+            for k, s in enumerate(batch):
+                try:
+                    ids = self.encode(s, add_special_tokens=add_special_tokens, lenient=lenient)
+                except InputError as exc:
+                    raise InputError(f"sequence {k}: {exc}") from None
+                if max_length is not None and len(ids) > max_length:
+                    if not truncation:
+                        raise InputError(f"sequence {k} has {len(ids)} tokens, more than max_length={max_length} "
+                                         "(pass truncation=True to cut it)")
+                    ids = ids[: max_length - 1] + [SEP_ID] if add_special_tokens else ids[:max_length]
+                rows.append(ids)
+            enc = {"input_ids": rows, "attention_mask": [[1] * len(r) for r in rows]}
+            if single:
+                enc = {k: v[0] for k, v in enc.items()}
+        if not return_attention_mask:
+            enc.pop("attention_mask")
+        return enc
 
     # ---------------------------------------------------------------- reverse complement
     def reverse_complement(self, x, attention_mask=None):

@@ -10,7 +10,7 @@ import torch
 import dnalm
 
 tok = dnalm.DNATokenizer()
-batch = tok.batch_encode(["ACGTACGTTTGACCA", "GGGCCCAAATTT"])
+batch = tok(["ACGTACGTTTGACCA", "GGGCCCAAATTT"], padding=True, return_tensors="pt")  # as a HF tokenizer
 print("input_ids:\n", batch["input_ids"])
 print("reverse complement of row 0:", tok.decode(tok.reverse_complement(tok.encode("ACGTACGTTTGACCA"))))
 

@@ -56,7 +56,7 @@ def test_invalid_character_names_it_and_its_position():
 
 
 def test_batch_encode_pads_and_masks():
-    out = tok.batch_encode(["ACG", "A", "ACGTAC"])
+    out = tok.batch_encode(["ACG", "A", "ACGTAC"], add_special_tokens=True)
     ids, mask = out["input_ids"], out["attention_mask"]
     assert ids.shape == (3, 8) and ids.dtype == torch.long
     assert mask.sum(1).tolist() == [5, 3, 8]
@@ -64,7 +64,7 @@ def test_batch_encode_pads_and_masks():
         n = int(m.sum())
         assert row[:n].tolist() == tok.encode(s, add_special_tokens=True)
         assert (row[n:] == tok.pad_token_id).all() and (m[n:] == 0).all()
-    out = tok.batch_encode(["ACGTACGT"], max_length=6, truncation=True)
+    out = tok.batch_encode(["ACGTACGT"], max_length=6, truncation=True, add_special_tokens=True)
     assert out["input_ids"][0].tolist() == [2, 7, 8, 9, 10, 1]
     with pytest.raises(InputError, match="max_length"):
         tok.batch_encode(["ACGTACGT"], max_length=6)
@@ -93,7 +93,7 @@ def test_condition_tokens_save_load(tmp_path):
     t.save(tmp_path / "tok.json")
     t2 = DNATokenizer.load(tmp_path / "tok.json")
     assert t2.vocab == t.vocab
-    enc = t2.batch_encode(["AC"], prefix_ids=[13])["input_ids"][0].tolist()
+    enc = t2.batch_encode(["AC"], prefix_ids=[13], add_special_tokens=True)["input_ids"][0].tolist()
     assert enc == [2, 13, 7, 8, 1]
     assert t2.decode(enc, skip_special_tokens=False) == "[BOS]<expr=1>AC[SEP]"
     # condition tokens are untouched by reverse complement

@@ -213,11 +213,13 @@ def preset_config(name: str, **overrides) -> LMConfig:
 
 @dataclass
 class LMOutput:
-    """Output of :meth:`DNALM.forward`."""
+    """Output of :meth:`DNALM.forward`; field names as Hugging Face's ``CausalLMOutput``."""
 
     logits: torch.Tensor  # (B, L or num_last_tokens, vocab_size)
     loss: torch.Tensor | None = None  # mean next-token cross-entropy (nats) when labels were given
-    hidden_states: torch.Tensor | None = None  # (B, L, d_model) final normed states when asked
+    # output_hidden_states=True: a tuple of n_layer + 1 (B, L, d_model) tensors as in HF (the embeddings, then
+    # each block's output; the last one after the final norm); return_hidden=True: the final normed states alone
+    hidden_states: torch.Tensor | tuple[torch.Tensor, ...] | None = None
 
 
 def make_mixer(kind: str, cfg: LMConfig, layer_idx: int) -> nn.Module:
@@ -392,8 +394,13 @@ class DNALM(nn.Module):
         return changed
 
     # ------------------------------------------------------------------ forward
-    def hidden(self, input_ids: torch.Tensor, cache: InferenceCache | None = None) -> torch.Tensor:
-        """Final normed hidden states (B, T, d_model); with ``cache`` the ids continue the cached sequence."""
+    def hidden(self, input_ids: torch.Tensor, cache: InferenceCache | None = None,
+               all_states: list | None = None) -> torch.Tensor:
+        """Final normed hidden states (B, T, d_model); with ``cache`` the ids continue the cached sequence.
+
+        ``all_states``, when given, receives the embeddings and every block's input, then the final states (the
+        ``hidden_states`` tuple of Hugging Face models: n_layer + 1 tensors).
+        """
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
         if cache is not None and self.is_bidirectional:
@@ -410,12 +417,17 @@ class DNALM(nn.Module):
             raise ValueError(f"token id outside the vocabulary (size {self.config.vocab_size})")
         h = self.backbone.drop(self.backbone.embeddings(input_ids))
         for i, layer in enumerate(self.backbone.layers):
+            if all_states is not None:
+                all_states.append(h)
             state = cache.states[i] if cache is not None else None
             if self.config.gradient_checkpointing and self.training and state is None:
                 h = checkpoint(layer, h, use_reentrant=False)
             else:
                 h = layer(h, state)  # a mixer with a state advances its ``pos`` (the cache's offset)
-        return self.backbone.final_norm(h)
+        h = self.backbone.final_norm(h)
+        if all_states is not None:
+            all_states.append(h)
+        return h
 
     def forward(
         self,
@@ -424,6 +436,8 @@ class DNALM(nn.Module):
         cache: InferenceCache | None = None,
         num_last_tokens: int = 0,
         return_hidden: bool = False,
+        attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
     ) -> LMOutput:
         """Next-token logits (and loss); for a masked model, the token logits at every position.
 
@@ -433,9 +447,18 @@ class DNALM(nn.Module):
                 -100 and [PAD] are ignored. Masked model: no shift, loss over the positions not -100.
             cache: inference cache to continue from (updated in place).
             num_last_tokens: if > 0, logits only for the last positions (saves memory in decoding).
-            return_hidden: also return the final hidden states.
+            return_hidden: also return the final hidden states (``hidden_states``, one tensor).
+            attention_mask: (B, T), 1 on real tokens, 0 on right padding (as a Hugging Face tokenizer gives it).
+                A causal model's real tokens never see the padding after them; padded positions are left out
+                of the loss. Left padding, and padding for a bidirectional model (whose tokens would see it),
+                are refused.
+            output_hidden_states: ``hidden_states`` is the tuple of the embeddings and every block's output
+                (n_layer + 1 tensors, the last after the final norm), as in Hugging Face transformers.
         """
-        h = self.hidden(input_ids, cache)
+        if attention_mask is not None:
+            labels = self._apply_attention_mask(input_ids, attention_mask, labels)
+        states: list | None = [] if output_hidden_states else None
+        h = self.hidden(input_ids, cache, all_states=states)
         hh = h[:, -num_last_tokens:] if num_last_tokens > 0 else h
         if self.backbone.rcps:
             from dnalm.models.caduceus import rcps_logits
@@ -455,7 +478,21 @@ class DNALM(nn.Module):
             if num_last_tokens:
                 raise ValueError("labels need logits for every position (num_last_tokens=0)")
             loss = next_token_loss(logits, labels)
-        return LMOutput(logits=logits, loss=loss, hidden_states=h if return_hidden else None)
+        hidden = tuple(states) if output_hidden_states else (h if return_hidden else None)
+        return LMOutput(logits=logits, loss=loss, hidden_states=hidden)
+
+    def _apply_attention_mask(self, input_ids, attention_mask, labels):
+        """Check a right-padding mask and drop padded positions from ``labels`` (-100)."""
+        mask = attention_mask.to(device=input_ids.device).bool()
+        if mask.shape != input_ids.shape:
+            raise ValueError(f"attention_mask {tuple(mask.shape)} does not match input_ids {tuple(input_ids.shape)}")
+        if bool((mask[:, 1:] & ~mask[:, :-1]).any()):
+            raise ValueError("attention_mask: only right padding is supported (1s, then 0s in every row)")
+        if self.is_bidirectional and not bool(mask.all()):
+            raise ValueError("a bidirectional model's tokens see padding: pass rows of equal length (no padding)")
+        if labels is not None:
+            labels = labels.masked_fill(~mask, -100)
+        return labels
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Final hidden states (B, L, hidden_size) for heads. A causal model's real tokens do not see right
