@@ -32,7 +32,7 @@ def add_arguments(p) -> None:
     p.add_argument("--max-sequences", type=options.int_in(1), help="attribute only the first N sequences")
     p.add_argument("--label", help="attribute only rows of a table whose label column equals this value")
     p.add_argument("--top", type=options.int_in(0), default=10, help="logos for this many sequences, highest output first (default 10)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the shuffles (default 0)")
+    p.add_argument("--seed", type=options.non_negative_int, default=0, help="seed of the shuffles (default 0)")
     options.add_output_options(p, "folder", "output folder: attributions.npz, summary.tsv, run.json, logos/")
 
 
