@@ -21,8 +21,7 @@ from pathlib import Path
 from data_prep.genome import prepare_demo_yeast
 from dnalm.evaluate_lm import evaluate_lm
 from dnalm.models import load_model
-from dnalm.pretrain import pretrain
-from dnalm.pretrain_config import load_config
+from dnalm.pretrain import load_config, pretrain
 
 ROOT = Path(__file__).resolve().parents[1]
 

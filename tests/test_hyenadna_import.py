@@ -258,3 +258,8 @@ def test_cli_override_and_bad_input(tmp_path, capsys):
     rc = cli_main(["import-hyenadna", str(tmp_path / "standalone.pt"), "--out", str(tmp_path / "y"),
                    "--set", "hyena.shift=[unclosed"])
     assert rc == 2 and "hyena.shift" in capsys.readouterr().err
+    rc = cli_main(["import-hyenadna", str(tmp_path / "standalone.pt"), "--out", str(tmp_path / "z"),
+                   "--set", "hyena.shfit=0.0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "hyena.shfit: unknown key; did you mean 'hyena.shift'?" in err and "Traceback" not in err
+    assert not (tmp_path / "z").exists()

@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from dnalm.errors import ConfigError
-from dnalm.pretrain_config import PretrainConfig, config_from_dict, load_config
+from dnalm.pretrain.config import PretrainConfig, config_from_dict, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "config" / "pretrain" / "tiny.yaml"
@@ -201,22 +201,9 @@ def test_cli_reports_config_errors_cleanly(genome, tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------------------------------- pieces
-def test_lr_schedule():
-    from dnalm.pretrain import lr_lambda
-
-    w, total, lo = 10, 110, 0.1
-    vals = [lr_lambda(s, w, total, lo) for s in range(total)]
-    assert vals[:w] == pytest.approx([(s + 1) / w for s in range(w)])
-    assert vals[w] == pytest.approx(1.0)
-    assert all(a >= b for a, b in zip(vals[w:], vals[w + 1 :]))  # cosine decays monotonically
-    assert lr_lambda(total, w, total, lo) == pytest.approx(lo)
-    mid = w + (total - w) // 2
-    assert vals[mid] == pytest.approx(lo + (1 - lo) * 0.5)
-
-
 def test_parameter_groups():
     from dnalm.models import build_model
-    from dnalm.pretrain import parameter_groups
+    from dnalm.training import parameter_groups
 
     model = build_model("hybridna-tiny", d_model=32, n_layer=2, attn_layer_idx=[1], d_intermediate=64,
                         mamba2={"d_state": 8, "headdim": 16, "chunk_size": 16},

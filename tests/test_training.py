@@ -18,9 +18,9 @@ from dnalm.training import (
     parameter_groups,
 )
 
-HYBRID = dict(d_model=32, n_layer=2, attn_layer_idx=[1], d_intermediate=64,
-              mamba2={"d_state": 8, "headdim": 16, "chunk_size": 16}, attention={"n_heads": 2, "n_kv_heads": 2})
-HYENA = dict(d_model=32, n_layer=1, d_intermediate=64)
+HYBRID = {"d_model": 32, "n_layer": 2, "attn_layer_idx": [1], "d_intermediate": 64,
+              "mamba2": {"d_state": 8, "headdim": 16, "chunk_size": 16}, "attention": {"n_heads": 2, "n_kv_heads": 2}}
+HYENA = {"d_model": 32, "n_layer": 1, "d_intermediate": 64}
 
 # written out by hand (not derived from the rule): the weight matrices that must decay
 DECAYED = {
@@ -57,8 +57,8 @@ def _split(param_groups, model) -> tuple[set, set, list]:
 def _trainer_groups(model, which: str, lr: float = 1e-3, weight_decay: float = 0.1):
     """The optimiser param_groups that trainer ``which`` builds for ``model``."""
     if which == "pretrain":
-        from dnalm.pretrain import PretrainModule
-        from dnalm.pretrain_config import OptimSection, PretrainConfig, Stage
+        from dnalm.pretrain.config import OptimSection, PretrainConfig, Stage
+        from dnalm.pretrain.module import PretrainModule
 
         cfg = PretrainConfig(stages=[Stage(steps=10, length=32, batch_size=2)],
                              optim=OptimSection(lr=lr, weight_decay=weight_decay))

@@ -25,7 +25,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from dnalm.pretrain_config import load_config
+    from dnalm.pretrain.config import load_config
 
     compute = {"threads": "trainer.threads", "progress": "trainer.progress_bar",
                "accelerator": "trainer.accelerator", "precision": "trainer.precision"}
