@@ -35,5 +35,22 @@ _EXPORTS = {
     "RunOutputs": "dnalm.pretrain.outputs", "export_model": "dnalm.pretrain.outputs",
     "build_pretrain_model": "dnalm.pretrain.run", "latest_checkpoint": "dnalm.pretrain.run", "pretrain": "dnalm.pretrain.run",
 }
-__all__ = [*sorted(_EXPORTS)]
+__all__ = [
+    "GenomeSpec",
+    "PretrainConfig",
+    "PretrainDataModule",
+    "PretrainModule",
+    "RunOutputs",
+    "Stage",
+    "StepBatches",
+    "build_pretrain_model",
+    "config_from_dict",
+    "export_model",
+    "latest_checkpoint",
+    "load_config",
+    "make_targets",
+    "open_genomes",
+    "pretrain",
+    "score_bases",
+]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
