@@ -11,9 +11,9 @@ import torch
 
 transformers = pytest.importorskip("transformers", reason="the hf extra (transformers) is not installed")
 
-import dnalm  # noqa: E402
-import dnalm.hf  # noqa: E402,F401  (registers model_type dnalm)
-from dnalm.errors import InputError  # noqa: E402
+import dnalm
+import dnalm.hf  # registers model_type dnalm with transformers
+from dnalm.errors import InputError
 
 
 def _ids(batch=2, length=17):

@@ -144,8 +144,8 @@ def test_export_pads_gated_mlp_for_mamba_ssm(tmp_path):
     from dnalm.models import build_model
 
     torch.manual_seed(0)
-    model = build_model(dict(mixer="mamba", d_model=16, n_layer=2, d_intermediate=40, mlp="gated",
-                             mamba=dict(d_state=4))).double().eval()
+    model = build_model({"mixer": "mamba", "d_model": 16, "n_layer": 2, "d_intermediate": 40, "mlp": "gated",
+                             "mamba": {"d_state": 4}}).double().eval()
     export_mamba_ssm(model, tmp_path / "export")
     cfg = json.loads((tmp_path / "export" / "config.json").read_text())
     assert cfg["d_intermediate"] == 128 and cfg["ssm_cfg"]["layer"] == "Mamba1"

@@ -16,18 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from dnalm.errors import InputError
     from dnalm.models import load_model
     from dnalm.models.mamba_ssm_format import export_mamba_ssm
 
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise InputError(f"{out}: exists and is not empty (use --overwrite to replace its files)")
-    if out.resolve() == Path(args.model).resolve():
-        raise InputError(f"{out}: is the input model folder; choose another --out")
-    model = load_model(args.model)
-    export_mamba_ssm(model, out)
-    print(f"wrote {out} (mamba_ssm MambaLMHeadModel: config.json + pytorch_model.bin)")
+    model = load_model(args.model)  # --out / --overwrite (and --out == --model) are checked by the CLI's guard
+    export_mamba_ssm(model, args.out)
+    print(f"wrote {args.out} (mamba_ssm MambaLMHeadModel: config.json + pytorch_model.bin)")
     return 0

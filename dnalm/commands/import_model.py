@@ -29,15 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import warnings
-    from pathlib import Path
 
-    from dnalm.errors import ConfigError, InputError
+    from dnalm.errors import ConfigError
     from dnalm.models.importers import detect_format, import_model
 
-    overrides = options.nested_overrides(args.set) or None
-    out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
-        raise InputError(f"{out}: exists and is not empty (use --overwrite to replace it)")
+    overrides = options.nested_overrides(args.set) or None  # --out / --overwrite are checked by the CLI's guard
     fmt = args.format or detect_format(args.checkpoint)
     if fmt == "dnalm":
         raise ConfigError(f"{args.checkpoint} is already a dnalm model folder; nothing to import")

@@ -70,7 +70,7 @@ def state_dict_from_caduceus(tensors: dict[str, torch.Tensor]) -> tuple[dict[str
     """dnalm names of a Caduceus state dict, and the complement map stored in its buffers (if any)."""
     out, cmap = {}, None
     for key, value in tensors.items():
-        key = key[len("caduceus."):] if key.startswith("caduceus.") else key
+        key = key.removeprefix("caduceus.")
         if key.endswith("complement_map"):
             cmap = [int(v) for v in value.tolist()]
             continue
@@ -95,9 +95,10 @@ def import_caduceus(folder: str | os.PathLike, tensors: dict[str, torch.Tensor],
     ):
         fields["tie_embeddings"] = False
     model = build_model(LMConfig.from_dict(fields, source=name))
-    n = model.config.padded_vocab_size
     if stored_cmap is not None and model.backbone.rcps:
-        if stored_cmap[:n] != model.backbone.embeddings.complement_map.tolist()[: len(stored_cmap)]:
+        ours = model.backbone.embeddings.complement_map.tolist()
+        n = min(len(ours), len(stored_cmap))
+        if stored_cmap[:n] != ours[:n]:
             raise InputError(f"{name}: the complement_map buffer differs from config.json's complement_map")
     load_mapped(model, mapped, name)
     return model

@@ -237,7 +237,7 @@ class Mamba2(nn.Module):
         zxbcdt = self.in_proj(u)
         A = -torch.exp(self.A_log.float())
         d_mlp = (zxbcdt.shape[-1] - 2 * self.d_ssm - 2 * self.ngroups * self.d_state - self.nheads) // 2
-        z0, x0, z, xBC, dt = torch.split(
+        _z0, _x0, z, xBC, dt = torch.split(
             zxbcdt, [d_mlp, d_mlp, self.d_ssm, self.d_ssm + 2 * self.ngroups * self.d_state, self.nheads], dim=-1)
         xBC = self.act(self.conv1d(xBC.transpose(1, 2)).transpose(1, 2)[:, :seqlen])
         x, B, C = torch.split(xBC, [self.d_ssm, self.ngroups * self.d_state, self.ngroups * self.d_state], dim=-1)
@@ -252,7 +252,7 @@ class Mamba2(nn.Module):
         Ch = C.to(cdt).reshape(batch, seqlen, self.ngroups, self.d_state).repeat_interleave(
             self.nheads // self.ngroups, dim=2)
         pad = (-seqlen) % self.chunk_size
-        padt = lambda t: F.pad(t, (0, 0) * (t.dim() - 2) + (0, pad))  # noqa: E731
+        padt = lambda t: F.pad(t, (0, 0) * (t.dim() - 2) + (0, pad))
         y, _ = ssd_minimal_discrete(padt(xh * dtf[..., None]), padt(A.to(cdt) * dtf), padt(Bh), padt(Ch),
                                     self.chunk_size)
         y = y[:, :seqlen]
