@@ -84,3 +84,28 @@ def test_tiny_end_to_end_run_then_nothing_then_only_affected_rules(tmp_path):
     assert "generate_cre" in text and "evaluate_cre" in text and "report" in text
     for rule in ("pretrain", "benchmark", "score_variants", "finetune_generator", "train_oracle"):
         assert f"rule {rule}:" not in text, rule
+
+
+def test_slurm_profile_dry_run_and_gpu_requests_pass_the_plugin(tmp_path):
+    """profiles/slurm plans the tiny pipeline, and every GPU request uses the plugin's resources (its own
+    validator refuses --gres/--gpus inside slurm_extra at submission, which a dry run does not reach)."""
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="pip install -e '.[slurm]'")
+    from types import SimpleNamespace
+
+    import yaml
+    from snakemake_executor_plugin_slurm.validation import validate_slurm_extra
+
+    d = workdir(tmp_path)
+    shutil.copytree(ROOT / "profiles", d / "profiles")
+    out = run(["--profile", "profiles/slurm", "-n", "--configfile", "config/tiny.yaml"], d)
+    assert out.returncode == 0, out.stdout + out.stderr
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    gpu_rules = 0
+    for rule, res in profile.get("set-resources", {}).items():
+        validate_slurm_extra(SimpleNamespace(resources=SimpleNamespace(slurm_extra=res.get("slurm_extra"))))
+        if res.get("slurm_partition") == "gpu":
+            gpu_rules += 1
+            assert res.get("gpu") or res.get("gres"), f"{rule}: a GPU partition without a gpu/gres request"
+    assert gpu_rules >= 1
+    with pytest.raises(Exception, match="not allowed"):  # the check can fail: the old form is refused
+        validate_slurm_extra(SimpleNamespace(resources=SimpleNamespace(slurm_extra="--gres=gpu:1")))
