@@ -56,10 +56,10 @@ class HyenaConfig:
     slow_decay_pct: float = 1.5  # slowest-decaying channel reaches `target` at this fraction of the length
     target: float = 1e-2  # decay target of the window
     shift: float = 0.0  # constant added to the window (HyenaDNA training code: 0.0; its standalone/-hf code: 0.05)
-    modulation_lr: float = 0.0  # 0 = the decay rates are a fixed buffer, else a parameter with this lr hint
-    lr_pos_emb: float = 0.0  # 0 = positional features are a fixed buffer, else a parameter with this lr hint
-    filter_lr: float | None = None  # optimiser lr hint for the filter MLP (None: the optimiser's own)
-    filter_wd: float = 0.0  # optimiser weight-decay hint for the filter MLP and positional features
+    modulation_lr: float = 0.0  # 0 = the decay rates are a fixed buffer, else a parameter trained at this lr
+    lr_pos_emb: float = 0.0  # 0 = positional features are a fixed buffer, else a parameter trained at this lr
+    filter_lr: float | None = None  # lr of the filter MLP (None: the trainer's); its own group in dnalm.training
+    filter_wd: float = 0.0  # weight decay of the filter MLP and positional features (dnalm.training honours it)
     normalized: bool = False  # L1-normalise the filter over channels at each position
     use_bias: bool = True  # D skip term of each long convolution (``filter_fn.bias``)
     in_proj_bias: bool = True  # bias in the input projection (published HyenaDNA checkpoints have one)
