@@ -23,6 +23,7 @@ include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/benchmark.smk"
 include: "workflow/rules/variants.smk"
 include: "workflow/rules/cre.smk"
+include: "workflow/rules/explain.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -26,7 +26,7 @@ def add_arguments(p) -> None:
                        description="TF-MoDISco on the hypothetical contributions of dnalm attribute; each pattern is "
                        "matched to the database with TOMTOM (q-values: Benjamini-Hochberg over the database).")
     d.add_argument("--attributions", required=True, help="attributions.npz (or its folder) of dnalm attribute")
-    d.add_argument("--motifs", required=True, help="JASPAR/TRANSFAC/MEME motif file to match patterns against")
+    d.add_argument("--motifs", help="JASPAR/TRANSFAC/MEME motif file to match patterns against (default: no matching)")
     d.add_argument("--tax-group", help="keep only JASPAR matrices of this tax group")
     d.add_argument("--window", type=options.int_in(5, 200), default=15, help="seqlet core width (default 15)")
     d.add_argument("--flank", type=options.int_in(0, 100), default=5, help="seqlet flank (default 5)")
@@ -35,7 +35,7 @@ def add_arguments(p) -> None:
     d.add_argument("--leiden-runs", type=options.int_in(1, 100), default=4, help="Leiden clusterings per round (default 4)")
     d.add_argument("--q", type=options.float_in(0, 1, lo_open=True), default=0.05, help="q-value shown in bold (default 0.05)")
     d.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    options.add_output_options(d, "folder", "output folder: report.md, patterns.tsv, patterns.meme, logos/")
+    options.add_output_options(d, "folder", "output folder: report.md, patterns.tsv, patterns.png, patterns.meme, logos/")
 
 
 def run(args) -> int:

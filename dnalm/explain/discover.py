@@ -142,8 +142,9 @@ def patterns_table(patterns: list[Pattern]):
 
 def write_report(patterns: list[Pattern], motifs: MotifSet | None, out_dir: str | os.PathLike, title: str = "Discovered motifs",
                  q_threshold: float = 0.05, note: str = "") -> Path:
-    """``report.md`` with a logo per pattern (CWM) beside its best match's logo, and ``patterns.tsv``."""
-    from dnalm.explain.plots import save_logo
+    """``report.md`` with a logo per pattern (CWM) beside its best match's logo, ``patterns.tsv``, and
+    ``patterns.png`` (the first six patterns beside their best matches in one figure)."""
+    from dnalm.explain.plots import plot_patterns, save_logo
     from dnalm.utils import atomic_write
 
     out = Path(out_dir)
@@ -151,6 +152,7 @@ def write_report(patterns: list[Pattern], motifs: MotifSet | None, out_dir: str 
     table = patterns_table(patterns)
     with atomic_write(out / "patterns.tsv") as fh:
         table.to_csv(fh, sep="\t", index=False, float_format="%.4g")
+    figure_rows = []
     lines = [f"# {title}", ""]
     if note:
         lines += [note, ""]
@@ -169,12 +171,16 @@ def write_report(patterns: list[Pattern], motifs: MotifSet | None, out_dir: str 
             mlogo = f"logos/{p.name}.match.png"
             save_logo(information_content(ppm), out / mlogo, title=f"{best['motif_id']} {best['motif_name']}")
             name = f"{best['motif_id']} {best['motif_name']} ({best['strand']})"
+            figure_rows.append((f"{p.name} ({p.n_seqlets} seqlets)", p.cwm,
+                                f"{name}  q={best['q_value']:.2g}", information_content(ppm)))
             if best["q_value"] < q_threshold:
                 name = f"**{name}**"
             lines.append(f"| {p.name} | {p.n_seqlets} | ![]({logo}) | {name} | ![]({mlogo}) | {best['p_value']:.2g} | "
                          f"{best['q_value']:.2g} |")
         else:
             lines.append(f"| {p.name} | {p.n_seqlets} | ![]({logo}) | - | - | - | - |")
+            figure_rows.append((f"{p.name} ({p.n_seqlets} seqlets)", p.cwm, None, None))
+    plot_patterns(figure_rows[:6], out / "patterns.png")
     with atomic_write(out / "report.md") as fh:
         fh.write("\n".join(lines) + "\n")
     return out / "report.md"

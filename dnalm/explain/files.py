@@ -23,7 +23,8 @@ NPZ_KEYS = ("x", "mask", "contributions", "hypothetical", "scores", "baseline_sc
 def write_attributions(attr: Attributions, x: np.ndarray, mask: np.ndarray, names: Sequence[str], out_dir: str | os.PathLike,
                        coords: dict[str, np.ndarray] | None = None, top: int = 10, window: int = 10,
                        meta: dict | None = None) -> dict:
-    """Write the arrays, the per-sequence summary and logos of the ``top`` sequences by score.
+    """Write the arrays, the per-sequence summary and logos of the ``top`` sequences by score (``logos/``, and the
+    first again as ``top.png``).
 
     Args:
         attr: attributions of ``x``.
@@ -89,6 +90,9 @@ def write_attributions(attr: Attributions, x: np.ndarray, mask: np.ndarray, name
         save_logo(c, path, title=f"{names[i]}  f(x)={attr.scores[i]:.3g}  ({attr.method})", start=start or 0,
                   chrom=chrom, ylabel="contribution")
         logos.append(str(path))
+        if rank == 0:  # a fixed name for reports and pipelines
+            save_logo(c, out / "top.png", title=f"{names[i]}  f(x)={attr.scores[i]:.3g}  ({attr.method})",
+                      start=start or 0, chrom=chrom, ylabel="contribution")
     with atomic_write(out / "run.json") as fh:
         json.dump({"method": attr.method, "n_sequences": N, "length": int(x.shape[2]), **attr.info_public(),
                    **(meta or {})}, fh, indent=2, default=str)

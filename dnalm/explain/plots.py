@@ -50,3 +50,43 @@ def save_logo(matrix: np.ndarray, path: str | os.PathLike, title: str = "", star
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return Path(path)
+
+
+def plot_patterns(rows: list[tuple[str, np.ndarray, str | None, np.ndarray | None]], path: str | os.PathLike) -> Path:
+    """One row per pattern: its CWM logo beside the logo of its best database match (information content).
+
+    Args:
+        rows: (pattern title, CWM (4, W), match title or None, match letter heights (4, W') or None).
+        path: output PNG (written atomically); with no rows, a figure that says so.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import logomaker
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from dnalm.utils import atomic_path
+
+    n = max(1, len(rows))
+    fig, axes = plt.subplots(n, 2, figsize=(9, 1.9 * n), squeeze=False, gridspec_kw={"width_ratios": [1, 1]})
+    if not rows:
+        for ax in axes[0]:
+            ax.axis("off")
+        axes[0, 0].text(0, 0.5, "no pattern found", fontsize=11)
+    for r, (title, cwm, mtitle, match) in enumerate(rows):
+        logomaker.Logo(pd.DataFrame(np.asarray(cwm).T, columns=list("ACGT")), ax=axes[r, 0], color_scheme="classic")
+        axes[r, 0].set_title(title, fontsize=9)
+        axes[r, 0].set_ylabel("contribution", fontsize=8)
+        if match is None:
+            axes[r, 1].axis("off")
+            continue
+        logomaker.Logo(pd.DataFrame(np.asarray(match).T, columns=list("ACGT")), ax=axes[r, 1], color_scheme="classic")
+        axes[r, 1].set_ylim(0, 2)
+        axes[r, 1].set_ylabel("bits", fontsize=8)
+        axes[r, 1].set_title(mtitle or "", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return Path(path)

@@ -164,16 +164,17 @@ def scan_to_file(out: str | os.PathLike, motifs_path: str | os.PathLike, input: 
     return len(df)
 
 
-def discover_to_files(attributions: str | os.PathLike, motifs_path: str | os.PathLike, out_dir: str | os.PathLike,
+def discover_to_files(attributions: str | os.PathLike, motifs_path: str | os.PathLike | None, out_dir: str | os.PathLike,
                       tax_group: str | None = None, q_threshold: float = 0.05, overwrite: bool = False, **kwargs) -> dict:
-    """TF-MoDISco on an attribution set, matched to a database: ``report.md``, ``patterns.tsv``, ``patterns.meme``."""
+    """TF-MoDISco on an attribution set, matched to a database (if ``motifs_path``): ``report.md``, ``patterns.tsv``,
+    ``patterns.png``, ``patterns.meme`` (when a pattern was found)."""
     from dnalm.explain.discover import discover, write_report
     from dnalm.explain.files import read_attributions
     from dnalm.explain.motifs import motif_set, read_motifs, write_meme
 
     out = check_out_dir(out_dir, overwrite)
     a = read_attributions(attributions)
-    motifs = read_motifs(motifs_path, tax_group=tax_group)
+    motifs = read_motifs(motifs_path, tax_group=tax_group) if motifs_path else None
     patterns = discover(a["x"], a["hypothetical"], motifs, **kwargs)
     out.mkdir(parents=True, exist_ok=True)
     note = (f"TF-MoDISco on {len(a['x']):,} sequences of {Path(attributions)}; "

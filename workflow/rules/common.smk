@@ -76,6 +76,26 @@ def edges_args():
     return " ".join(f"--edges {k}={','.join(str(v) for v in vals)}" for k, vals in edges.items() if k in PROPS)
 
 
+def explain_task():
+    """The benchmark task whose fine-tuned model is explained (default: the first configured task)."""
+    return config["explain"]["task"] or (config["benchmark"]["tasks"] or ["promoters"])[0]
+
+
+def explain_model(wildcards, input):
+    return f"results/benchmark/{explain_task()}/finetune_{config['explain']['pooling']}/model"
+
+
+def explain_test_table():
+    """The test table of the explained task: the configured one, else the derived promoter task's."""
+    return config["explain"]["test"] or f"{TASKS_DIR}/{explain_task()}/test.csv"
+
+
+def explain_motifs():
+    """Motif database for discovered patterns: explain.motifs, else cre.motifs, else none (no matching)."""
+    path = config["explain"]["motifs"] or config["cre"].get("motifs") or ""
+    return [path] if path else []
+
+
 def report_sections(wildcards, input):
     """--section options of dnalm report, one per pipeline stage."""
     variant_tables = [f for f in input.variants if f.endswith(".tsv")]
@@ -85,5 +105,6 @@ def report_sections(wildcards, input):
         ("Fine-tuning benchmark", input.benchmark),
         ("Variant effects", variant_tables),
         ("CRE design", input.cre),
+        ("Attributions and discovered motifs (fine-tuned promoter head, test promoters)", input.explain),
     ]
     return " ".join(f"--section '{title}={','.join(files)}'" for title, files in sections)

@@ -26,6 +26,11 @@ rule report:
             f"{CRE_DIR}/evaluation/conditions.tsv",
             f"{CRE_DIR}/evaluation/activity.png",
         ],
+        explain=[
+            "results/explain/attributions/top.png",
+            "results/explain/motifs/patterns.png",
+            "results/explain/motifs/patterns.tsv",
+        ],
     output:
         md="results/report.md",
         html="results/report.html",
