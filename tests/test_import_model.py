@@ -257,3 +257,19 @@ def test_unrecognised_folder_is_a_clear_error(tmp_path, monkeypatch):
     (tmp_path / "junk" / "notes.txt").write_text("hello")
     with pytest.raises(InputError, match="not a dnalm model folder"):
         load_model(tmp_path / "junk")
+
+
+def test_bidirectional_embed_ignores_right_padding(tmp_path):
+    """Each row of a right-padded batch gets the states it has alone (the reversed pass must not read pads)."""
+    write_caduceus(tmp_path / "src", rcps=True, fused=True)
+    model = import_model(tmp_path / "src").double()
+    a, b = _ids(1, 12, seed=3), _ids(1, 7, seed=4)
+    batch = torch.full((2, 12), 4)
+    batch[0], batch[1, :7] = a[0], b[0]
+    mask = (batch != 4).long()
+    with torch.no_grad():
+        h = model.embed(batch, mask)
+        torch.testing.assert_close(h[0], model.embed(a)[0])
+        torch.testing.assert_close(h[1, :7], model.embed(b)[0])
+        assert not torch.allclose(model.hidden(batch)[1, :7], h[1, :7])  # padding would have changed them
+    assert torch.equal(h[1, 7:], torch.zeros_like(h[1, 7:]))

@@ -495,10 +495,27 @@ class DNALM(nn.Module):
         return labels
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Final hidden states (B, L, hidden_size) for heads. A causal model's real tokens do not see right
-        padding; a bidirectional one's do (embed unpadded or equal-length batches); ``attention_mask`` is accepted
-        for a uniform interface."""
-        return self.hidden(input_ids)
+        """Final hidden states (B, L, hidden_size) for heads.
+
+        A causal model's real tokens never see right padding, so the batch runs as it is. A bidirectional model's
+        would (its reversed pass reads the padding first), so with a right-padding ``attention_mask`` (1s then 0s)
+        the rows run grouped by length, each at its own length, and padded positions are zeros.
+        """
+        if not self.is_bidirectional or attention_mask is None:
+            return self.hidden(input_ids)
+        mask = attention_mask.bool()
+        lengths = mask.sum(1)
+        prefix = torch.arange(mask.shape[1], device=mask.device)[None] < lengths[:, None]
+        if bool(mask.all()) or not torch.equal(mask, prefix):  # no padding, or not right padding
+            return self.hidden(input_ids)
+        out = None
+        for n in lengths.unique().tolist():
+            rows = (lengths == n).nonzero()[:, 0]
+            h = self.hidden(input_ids[rows, :n])  # (b, n, hidden_size)
+            if out is None:
+                out = h.new_zeros(*input_ids.shape, h.shape[-1])
+            out[rows, :n] = h
+        return out
 
     # ------------------------------------------------------------------ cache + generation
     def allocate_cache(self, batch_size: int, max_length: int | None = None, device=None, dtype=None) -> InferenceCache:

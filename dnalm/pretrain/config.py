@@ -173,6 +173,9 @@ class PretrainConfig:
         if m.init_from and check_files and not (Path(m.init_from) / "config.json").exists():
             raise ConfigError(f"model.init_from: {m.init_from} is not a dnalm model directory (no config.json)")
         lm_cfg = self.lm_config()
+        if lm_cfg.kind != "causal":
+            raise ConfigError("model: a bidirectional (masked) model cannot be pretrained here: pretraining uses the "
+                              "next-token loss (masked-LM pretraining is not implemented); fine-tune it instead")
 
         if not d.genomes:
             raise ConfigError("data.genomes: at least one genome is needed ({path: FILE.fa.gz})")
