@@ -14,7 +14,10 @@ Pairs (same configuration, same weights):
   peak that the script measures on the same machine (best of a few 2048^3 matmuls).
 
 Every timed call of a pair runs alternately (dnalm, peer, dnalm, peer, ...; the order flips each repetition), so a
-machine shared with other work slows both sides alike; the median of ``--reps`` is reported. ``--profile`` prints
+machine shared with other work slows both sides alike; the median of ``--reps`` is reported: tokens/s and the
+ratio peer time / dnalm time from wall-clock time, and the same ratio from process CPU time ("cpu ratio", the
+steadier one with one thread on a loaded machine; with two threads it also counts threads spinning). "rel diff" is
+the largest difference of the two sides' outputs relative to the largest output. ``--profile`` prints
 torch.profiler's top operators of dnalm's side of each pair instead of timing.
 
     pip install -e '.[bench]'
@@ -47,20 +50,24 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def interleaved(fns: dict, reps: int, device: torch.device) -> dict[str, float]:
-    """Median seconds per call of each function, calls alternating between them (after one warm-up call each)."""
+def interleaved(fns: dict, reps: int, device: torch.device) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall and process-CPU seconds per call of each function, calls alternating between them (after one
+    warm-up call each). With one thread on a shared machine the CPU time is the steadier measure: it leaves out the
+    time the process waited for a core."""
     names = list(fns)
-    times: dict[str, list[float]] = {n: [] for n in names}
+    wall: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, list[float]] = {n: [] for n in names}
     for n in names:
         fns[n]()
     for r in range(reps):
         for n in names if r % 2 == 0 else names[::-1]:
             _sync(device)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fns[n]()
             _sync(device)
-            times[n].append(time.perf_counter() - t0)
-    return {n: statistics.median(t) for n, t in times.items()}
+            wall[n].append(time.perf_counter() - t0)
+            cpu[n].append(time.process_time() - c0)
+    return ({n: statistics.median(t) for n, t in wall.items()}, {n: statistics.median(t) for n, t in cpu.items()})
 
 
 def _zero_grad(module: nn.Module) -> None:
@@ -151,13 +158,15 @@ def run_pair(name: str, lengths: dict, threads: list[int], reps: int, device, dt
                 ours.train(what == FWDBWD)
                 peer.train(what == FWDBWD)
                 err = _agreement(ours, peer, x if L <= 8192 else x[:, :8192], logits_of)
-                t = interleaved({"dnalm": _call(ours, x, what, logits_of), "peer": _call(peer, x, what, logits_of)},
-                                reps, device)
+                t, c = interleaved({"dnalm": _call(ours, x, what, logits_of),
+                                    "peer": _call(peer, x, what, logits_of)}, reps, device)
                 row = {"pair": name, "what": what, "L": L, "threads": n_threads, "dnalm_tok_s": L / t["dnalm"],
-                       "peer_tok_s": L / t["peer"], "ratio": t["peer"] / t["dnalm"], "rel_diff": err}
+                       "peer_tok_s": L / t["peer"], "ratio": t["peer"] / t["dnalm"],
+                       "cpu_ratio": c["peer"] / c["dnalm"], "rel_diff": err}
                 rows.append(row)
                 print(f"{name:<7} {what:<17} {L:>7} {n_threads:>3} {row['dnalm_tok_s']:>12,.0f} "
-                      f"{row['peer_tok_s']:>12,.0f} {row['ratio']:>7.2f}x {err:>9.1e}", flush=True)
+                      f"{row['peer_tok_s']:>12,.0f} {row['ratio']:>7.2f}x {row['cpu_ratio']:>9.2f}x {err:>9.1e}",
+                      flush=True)
                 del ours, peer
     return rows
 
@@ -204,7 +213,7 @@ def pretrain_rows(presets: list[str], length: int, batch: int, threads: list[int
                 model(x, labels=x).loss.backward()
             opt.zero_grad(set_to_none=True)
             flops_tok = counter.get_total_flops() / (batch * length)
-            t = interleaved({"step": step}, reps, device)["step"]
+            t = interleaved({"step": step}, reps, device)[0]["step"]
             tok_s = batch * length / t
             row = {"preset": preset, "threads": n_threads, "L": length, "batch": batch, "tok_s": tok_s,
                    "flops_per_token": flops_tok, "gemm_peak": peak, "utilisation": flops_tok * tok_s / peak}
@@ -270,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if "mamba2" in args.pairs or "hyena" in args.pairs:
         print(f"{'pair':<7} {'what':<17} {'L':>7} {'thr':>3} {'dnalm tok/s':>12} {'peer tok/s':>12} {'ratio':>8} "
-              f"{'rel diff':>9}")
+              f"{'cpu ratio':>10} {'rel diff':>9}")
     if "mamba2" in args.pairs:
         run_pair("mamba2", {FWD: args.mamba_lengths, FWDBWD: args.mamba_train_lengths}, args.threads, args.reps,
                  device, dtype)

@@ -59,6 +59,62 @@ class GatedMlp(nn.Module):
         return self.fc2(y * F.silu(gate))
 
 
+class _CausalDepthwiseConv(torch.autograd.Function):
+    """Autograd of :func:`causal_depthwise_conv` written out: K shifted multiply-adds each way, instead of the
+    copy-and-zero backward that autograd builds for in-place updates of slices."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, prefix):
+        ctx.save_for_backward(x, weight, prefix)
+        ctx.has_bias = bias is not None
+        return _conv_forward(x, weight, bias, prefix)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight, prefix = ctx.saved_tensors
+        length, k = x.shape[1], weight.shape[1]
+        w = weight.to(g.dtype)
+        dx = dw = db = None
+        if ctx.needs_input_grad[0]:  # dx[s] = sum_i w[:, i] g[s + (k-1-i)]
+            dx = g * w[:, k - 1]
+            for i in range(k - 1):
+                shift = k - 1 - i
+                if shift < length:
+                    dx[:, : length - shift].addcmul_(g[:, shift:], w[:, i])
+            dx = dx.to(x.dtype)
+        if ctx.needs_input_grad[1]:  # dw[:, i] = sum_{b,t} g[t] x[t - (k-1-i)]
+            xc = x.to(g.dtype)
+            cols = []
+            for i in range(k):
+                shift = k - 1 - i
+                col = (g[:, shift:] * xc[:, : length - shift]).sum((0, 1)) if shift < length else g.new_zeros(g.shape[-1])
+                if prefix is not None and shift:
+                    n = min(shift, length)
+                    col = col + (g[:, :n] * prefix[:, i : i + n].to(g.dtype)).sum((0, 1))
+                cols.append(col)
+            dw = torch.stack(cols, dim=1).to(weight.dtype)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            db = g.sum((0, 1))
+        return dx, dw, db, None
+
+
+def _conv_forward(x, weight, bias, prefix):
+    length, k = x.shape[1], weight.shape[1]
+    cdt = torch.promote_types(x.dtype, weight.dtype)
+    w = weight.to(cdt)
+    out = x.to(cdt) * w[:, k - 1]
+    for i in range(k - 1):
+        shift = k - 1 - i
+        if shift < length:
+            out[:, shift:].addcmul_(x[:, : length - shift].to(cdt), w[:, i])
+        if prefix is not None:
+            n = min(shift, length)
+            out[:, :n].addcmul_(prefix[:, i : i + n].to(cdt), w[:, i])
+    if bias is not None:
+        out.add_(bias.to(cdt))
+    return out
+
+
 def causal_depthwise_conv(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, prefix: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -79,18 +135,7 @@ def causal_depthwise_conv(
     Returns:
         (B, T, C) output in the promoted dtype.
     """
-    length, k = x.shape[1], weight.shape[1]
-    cdt = torch.promote_types(x.dtype, weight.dtype)
-    w = weight.to(cdt)
-    out = x.to(cdt) * w[:, k - 1]
-    # in place is autograd-safe: mul/addcmul backward never reads `out`
-    for i in range(k - 1):
-        shift = k - 1 - i
-        if shift < length:
-            out[:, shift:].addcmul_(x[:, : length - shift].to(cdt), w[:, i])
-        if prefix is not None:
-            n = min(shift, length)
-            out[:, :n].addcmul_(prefix[:, i : i + n].to(cdt), w[:, i])
-    if bias is not None:
-        out.add_(bias.to(cdt))
-    return out
+    needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
+    if needs_grad and (prefix is None or not prefix.requires_grad):
+        return _CausalDepthwiseConv.apply(x, weight, bias, prefix)
+    return _conv_forward(x, weight, bias, prefix)  # no autograd, or gradients into the prefix: plain autograd
