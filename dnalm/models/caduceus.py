@@ -131,6 +131,32 @@ def rcps_logits(h: torch.Tensor, weight: torch.Tensor, complement_map: torch.Ten
     return F.linear(h[..., :d], weight) + F.linear(h[..., d:].flip(dims=(-1,)), weight[complement_map])
 
 
+def hidden_by_length(hidden, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """``hidden(ids)`` of a right-padded batch run one length group at a time, each row at its own length, so that
+    a bidirectional model's reversed pass never reads padding; padded positions are zeros. Batches without
+    padding, or whose mask is not right padding (1s then 0s), run as they are.
+
+    Args:
+        hidden: (b, n) ids -> (b, n, C) states.
+        input_ids, attention_mask: (B, L).
+    """
+    mask = attention_mask.bool()
+    lengths = mask.sum(1)
+    prefix = torch.arange(mask.shape[1], device=mask.device)[None] < lengths[:, None]
+    if bool(mask.all()) or not torch.equal(mask, prefix):
+        return hidden(input_ids)
+    out = None
+    for n in lengths.unique().tolist():
+        if n == 0:
+            continue  # an empty row stays zeros
+        rows = (lengths == n).nonzero()[:, 0]
+        h = hidden(input_ids[rows, :n])  # (b, n, C)
+        if out is None:
+            out = h.new_zeros(*input_ids.shape, h.shape[-1])
+        out[rows, :n] = h
+    return out if out is not None else hidden(input_ids)
+
+
 def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over the positions whose label is not -100 (the masked ones); no shift."""
     return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)

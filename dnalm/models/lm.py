@@ -503,19 +503,9 @@ class DNALM(nn.Module):
         """
         if not self.is_bidirectional or attention_mask is None:
             return self.hidden(input_ids)
-        mask = attention_mask.bool()
-        lengths = mask.sum(1)
-        prefix = torch.arange(mask.shape[1], device=mask.device)[None] < lengths[:, None]
-        if bool(mask.all()) or not torch.equal(mask, prefix):  # no padding, or not right padding
-            return self.hidden(input_ids)
-        out = None
-        for n in lengths.unique().tolist():
-            rows = (lengths == n).nonzero()[:, 0]
-            h = self.hidden(input_ids[rows, :n])  # (b, n, hidden_size)
-            if out is None:
-                out = h.new_zeros(*input_ids.shape, h.shape[-1])
-            out[rows, :n] = h
-        return out
+        from dnalm.models.caduceus import hidden_by_length
+
+        return hidden_by_length(self.hidden, input_ids, attention_mask)
 
     # ------------------------------------------------------------------ cache + generation
     def allocate_cache(self, batch_size: int, max_length: int | None = None, device=None, dtype=None) -> InferenceCache:
