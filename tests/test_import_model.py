@@ -273,3 +273,20 @@ def test_bidirectional_embed_ignores_right_padding(tmp_path):
         torch.testing.assert_close(h[1, :7], model.embed(b)[0])
         assert not torch.allclose(model.hidden(batch)[1, :7], h[1, :7])  # padding would have changed them
     assert torch.equal(h[1, 7:], torch.zeros_like(h[1, 7:]))
+
+
+def test_caduceus_backbone_folder_imports(tmp_path):
+    """A bare ``Caduceus`` (no LM head) folder: same hidden states; the head is tied to the embedding."""
+    config = json.loads(json.dumps({
+        "model_type": "caduceus", "d_model": 16, "n_layer": 2, "vocab_size": 12, "ssm_cfg": {"d_state": 4},
+        "fused_add_norm": False, "residual_in_fp32": False, "rcps": False, "bidirectional_strategy": "add"}))
+    torch.manual_seed(2)
+    ref = cref.Caduceus(cref.CaduceusConfig(**config))
+    _perturb(ref, 2)
+    (tmp_path / "src").mkdir()
+    save_model(ref, str(tmp_path / "src" / "model.safetensors"))
+    (tmp_path / "src" / "config.json").write_text(json.dumps(config))
+    model = import_model(tmp_path / "src").double()
+    x = _ids()
+    with torch.no_grad():
+        torch.testing.assert_close(model.embed(x), ref.double()(x), rtol=1e-9, atol=1e-9)
