@@ -68,12 +68,13 @@ class HeadConfig:
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "head config") -> HeadConfig:
-        """Strict: an unknown key is an error naming it."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"{source}: unknown head config key(s) {', '.join(unknown)}")
-        return cls(**d)
+        """Strict (:mod:`dnalm.config`): an unknown or wrongly typed key is an error naming it and ``source``."""
+        from dnalm.config import from_dict
+
+        try:
+            return from_dict(cls, d)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
 
 
 # --------------------------------------------------------------------------------------------- input building

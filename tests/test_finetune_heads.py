@@ -244,7 +244,7 @@ def test_head_config_rejects_bad_values():
         HeadConfig(pooling="max")
     with pytest.raises(ConfigError, match="last"):
         HeadConfig(kind="token_classification", num_outputs=3, pooling="last")
-    with pytest.raises(ConfigError, match="unknown head config key"):
+    with pytest.raises(ConfigError, match="colour: unknown key"):
         HeadConfig.from_dict({"kind": "binary", "colour": 1})
 
 

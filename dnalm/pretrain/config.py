@@ -1,6 +1,7 @@
 """Configuration of a pretraining run: a dataclass tree, loaded strictly from YAML, with ``--set`` overrides.
 
-The dataclasses below are the single source of truth: a YAML file is a serialised :class:`PretrainConfig`.
+The dataclasses below are the single source of truth: a YAML file is a serialised :class:`PretrainConfig`, read
+by the one loader :mod:`dnalm.config`; this module adds the checks across fields (:meth:`PretrainConfig.validate`).
 Loading is strict: an unknown or mistyped key is a :class:`~dnalm.errors.ConfigError` naming the dotted key
 (``optim.lrr``), a value of the wrong type names the key and the expected type, a genome file that does not
 exist names the file, and lengths/batch sizes that do not divide where they must name the stage key
