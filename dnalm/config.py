@@ -14,6 +14,7 @@ API (small on purpose; the CLI's ``--config FILE`` / ``--set KEY=VALUE`` flags c
   ``data``, a dict or an instance), apply ``--set`` strings, build ``cls`` strictly.
 - :func:`apply_overrides` ``(cfg, ["a.b.c=value", ...])``: a new instance of ``type(cfg)`` with the overrides.
 - :func:`from_dict` ``(cls, mapping, prefix="")``: build ``cls`` strictly from a mapping.
+- :func:`overrides_dict` ``(cls, ["a.b=1"])``: only the overrides, as a typed nested mapping checked against ``cls``.
 - :func:`to_dict` ``(cfg)``: the plain mapping that :func:`from_dict` reads back.
 - :func:`parse_text` ``(text, type, key)``: one ``k=v`` string typed like ``--set`` does (task-spec queries).
 - :func:`deep_merge` ``(base, over)``: merge nested mappings (a preset with its overrides).
@@ -56,8 +57,8 @@ from dnalm.errors import ConfigError
 T = TypeVar("T")
 
 __all__ = [
-    "ConfigError", "apply_overrides", "deep_merge", "from_dict", "load_config", "parse_text", "read_mapping", "suggest",
-    "to_dict", "unknown_key_error",
+    "ConfigError", "apply_overrides", "deep_merge", "from_dict", "load_config", "overrides_dict", "parse_text",
+    "read_mapping", "suggest", "to_dict", "unknown_key_error",
 ]
 
 _TRUE = {"true", "yes", "on", "1"}
@@ -368,6 +369,25 @@ def _set_one(raw: dict, cls: Any, assignment: str) -> None:
                 node[part] = {}
             node = node[part]
         where = f"{where}[{part}]" if isinstance(parent, list) else _join(where, part)
+
+
+def overrides_dict(cls: type, overrides: Sequence[str]) -> dict:
+    """The nested mapping of only the ``--set`` items, typed and checked against dataclass ``cls`` (for a library
+    that merges partial settings into something else, e.g. an imported checkpoint's inferred model config).
+
+    ``overrides_dict(LMConfig, ["hyena.shift=0.05", "dropout=0.1"])`` -> ``{"hyena": {"shift": 0.05}, "dropout": 0.1}``.
+    """
+    raw: dict = {}
+    for item in overrides or ():
+        _set_one(raw, cls, item)
+    return _typed_partial(raw, cls, "")
+
+
+def _typed_partial(raw: Any, tp: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(tp) and isinstance(raw, dict) and not isinstance(raw, _Raw):
+        hints = _hints(tp)
+        return {k: _typed_partial(v, hints[k], _join(key, k)) for k, v in raw.items()}
+    return convert(raw, tp, key)
 
 
 def apply_overrides(cfg: T, overrides: Sequence[str], source: str | None = None) -> T:

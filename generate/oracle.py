@@ -197,13 +197,31 @@ def correlation_metrics(pred: np.ndarray, true: np.ndarray, names: Sequence[str]
     return out
 
 
+ARCH_DECIDED = ("seq_len", "targets", "target_mean", "target_std")  # OracleConfig fields the data decides
+
+
+def arch_overrides(items: Sequence[str]) -> dict:
+    """``["channels=32", "dropout=0.2"]`` (``--set arch.KEY=VALUE`` without ``arch.``) as typed OracleConfig
+    settings; an unknown key is refused as ``arch.KEY`` with the closest known one."""
+    from dnalm.config import overrides_dict, unknown_key_error
+
+    known = [f for f in OracleConfig.__dataclass_fields__ if f not in ARCH_DECIDED]
+    for item in items:
+        key = item.split("=", 1)[0].strip()
+        if key not in known:
+            raise unknown_key_error("arch", key, known)
+    try:
+        return overrides_dict(OracleConfig, items)
+    except ConfigError as exc:
+        raise ConfigError(f"arch.{exc}") from None
+
+
 def oracle_config(arch: dict | None, **data) -> OracleConfig:
     """:class:`OracleConfig` from user architecture settings ``arch`` (strict: ``chanels`` -> did you mean
     ``channels``) and the fields the data decides (``seq_len``, ``targets``, ``target_mean``, ``target_std``)."""
     from dnalm.config import from_dict, unknown_key_error
 
-    decided = {"seq_len", "targets", "target_mean", "target_std"}
-    known = [f for f in OracleConfig.__dataclass_fields__ if f not in decided]
+    known = [f for f in OracleConfig.__dataclass_fields__ if f not in ARCH_DECIDED]
     for key in arch or {}:
         if key not in known:
             raise unknown_key_error("arch", str(key), known)

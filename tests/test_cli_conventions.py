@@ -175,6 +175,13 @@ def test_training_flags_become_settings():
     assert options.load_settings(FinetuneConfig, args).batch_size == 3
 
 
-def test_nested_overrides():
-    assert options.nested_overrides(["hyena.shift=0.05", "dropout=0.1", "a.b.c=[1, 2]"]) == {
-        "hyena": {"shift": 0.05}, "dropout": 0.1, "a": {"b": {"c": [1, 2]}}}
+def test_model_overrides_are_typed_against_the_model_config():
+    from dnalm.config import ConfigError, overrides_dict
+    from dnalm.models.lm import LMConfig
+
+    assert overrides_dict(LMConfig, ["hyena.shift=0.05", "dropout=0.1", "attn_layer_idx=[1, 2]"]) == {
+        "hyena": {"shift": 0.05}, "dropout": 0.1, "attn_layer_idx": [1, 2]}
+    with pytest.raises(ConfigError, match="hyena.shfit: unknown key; did you mean 'hyena.shift'"):
+        overrides_dict(LMConfig, ["hyena.shfit=0.05"])
+    with pytest.raises(ConfigError, match="dropout: expected number"):
+        overrides_dict(LMConfig, ["dropout=high"])

@@ -229,7 +229,11 @@ def test_generator_oracle_and_cre_settings(tmp_path, cls_path, raw, expected):
 
 
 def test_oracle_architecture_keys_are_strict():
-    from generate.oracle import oracle_config
+    from generate.oracle import arch_overrides, oracle_config
+
+    assert arch_overrides(["channels=32", "dropout=0.2"]) == {"channels": 32, "dropout": 0.2}
+    assert "arch.chanels: unknown key; did you mean 'arch.channels'?" in _msg(arch_overrides, ["chanels=32"])
+    assert "arch.channels: expected integer" in _msg(arch_overrides, ["channels=many"])
 
     cfg = oracle_config({"channels": 16}, seq_len=10, targets=["a"])
     assert cfg.channels == 16 and cfg.seq_len == 10

@@ -30,10 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import warnings
 
+    from dnalm.config import overrides_dict
     from dnalm.errors import ConfigError
     from dnalm.models.importers import detect_format, import_model
+    from dnalm.models.lm import LMConfig
 
-    overrides = options.nested_overrides(args.set) or None  # --out / --overwrite are checked by the CLI's guard
+    # typed and checked against LMConfig before the checkpoint is read (--out / --overwrite: the CLI's guard)
+    overrides = overrides_dict(LMConfig, args.set) or None
     fmt = args.format or detect_format(args.checkpoint)
     if fmt == "dnalm":
         raise ConfigError(f"{args.checkpoint} is already a dnalm model folder; nothing to import")

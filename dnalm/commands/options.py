@@ -263,32 +263,6 @@ def load_settings(cls, args, extra: list[str] | None = None):
     return load_config(cls, getattr(args, "config", None), sets)
 
 
-def nested_overrides(items: list[str]) -> dict:
-    """``["a.b=1", "c=x"]`` -> ``{"a": {"b": 1}, "c": "x"}`` (values read as YAML scalars: numbers, booleans, lists).
-
-    For commands whose library takes a dict of overrides; unknown keys are refused by that library.
-    """
-    import yaml
-
-    from dnalm.errors import ConfigError
-
-    out: dict = {}
-    for item in items or []:
-        key, _, text = item.partition("=")
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc})") from None
-        parts = [k.strip() for k in key.split(".")]
-        node = out
-        for k in parts[:-1]:
-            node = node.setdefault(k, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {item!r}: {k} was already given a value")
-        node[parts[-1]] = value
-    return out
-
-
 def progress(args) -> bool:
     """Whether to show progress bars."""
     return not getattr(args, "no_progress", False)

@@ -30,17 +30,12 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import dataclasses
 
-    import yaml
-
     from dnalm.commands.table_options import table_from_args
-    from generate.oracle import OracleTrainConfig, train_oracle
+    from generate.oracle import OracleTrainConfig, arch_overrides, train_oracle
 
     options.setup_compute(args)
     sets = options.training_overrides(args, {"batch_size": "batch_size"})
-    arch = {}  # OracleConfig fields (checked by train_oracle, which names unknown keys)
-    for item in [s for s in args.set if s.startswith("arch.")]:
-        key, _, value = item[len("arch."):].partition("=")
-        arch[key.strip()] = yaml.safe_load(value)
+    arch = arch_overrides([s[len("arch."):] for s in args.set if s.startswith("arch.")])  # OracleConfig fields
     args.set = [s for s in args.set if not s.startswith("arch.")]
     cfg = options.load_settings(OracleTrainConfig, args, sets)
     cfg = dataclasses.replace(cfg, progress=options.progress(args))
