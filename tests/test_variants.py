@@ -160,9 +160,10 @@ def test_invalid_allele_characters(tmp_path, tiny_genome):
 
 def test_every_status_is_documented(tmp_path, tiny_genome):
     body = _rec("I", 2, "C", "T") + _rec("II", 1, "A", "C") + _rec("I", 99, "A", "C") + _rec("I", 2, "C", "Z")
-    body += _rec("I", 2, "G", "T") + _rec("I", 2, "C", "<DEL>") + _rec("I", 2, "C", ".")
+    body += _rec("I", 2, "G", "T") + _rec("I", 2, "C", "<DEL>") + _rec("I", 2, "C", ".") + _rec("I", 2, "C", "C")
     df = read_variants(_vcf(tmp_path, body), tiny_genome)
     assert set(df.status) == set(VARIANT_STATUSES)
+    assert df.status.iloc[-1] == "ref_equals_alt"
 
 
 @pytest.mark.parametrize(

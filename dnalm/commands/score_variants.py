@@ -3,6 +3,9 @@
 Writes the input VCF back with the scores in INFO (DNALM_LLR, DNALM_EMB_COS, Number=A) and DNALM_STATUS per ALT
 allele (ok, or why it was not scored: ref_mismatch, symbolic_allele, unknown_chrom, ...); every input record is
 kept. `.vcf.gz` output is bgzipped and tabix-indexed; `.tsv` output is the score table.
+
+Records are scored and written a chunk at a time (memory does not grow with the file); a killed run keeps its
+progress in OUT.dnalm-resume/ and the same command continues it without scoring finished records again.
 """
 
 from __future__ import annotations
@@ -49,6 +52,10 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--strict", action="store_true", help="stop with an error at the first variant that cannot be scored"
     )
+    p.add_argument(
+        "--restart", action="store_true",
+        help="ignore an unfinished run's progress in OUT.dnalm-resume/ (by default the same command continues it)",
+    )
 
 
 def run(args) -> int:
@@ -65,7 +72,7 @@ def run(args) -> int:
         from finetune.heads import SequenceModel
 
         head = SequenceModel.load(args.head, device=device)
-    df = score_variants_to_file(
+    run = score_variants_to_file(
         model,
         Genome(args.fasta),
         args.input,
@@ -79,10 +86,7 @@ def run(args) -> int:
         strict=args.strict,
         model_name=str(args.model),
         head=head,
+        resume=not args.restart,
     )
-    counts = df["status"].value_counts()
-    summary = ", ".join(f"{n:,} {s}" for s, n in counts.items())
-    print(
-        f"wrote {args.out}: {len(df):,} variant allele(s) from {df['record'].nunique():,} record(s) ({summary})"
-    )
+    print(run.summary())
     return 0

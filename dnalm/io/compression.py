@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import IO
 
 GZIP_MAGIC = b"\x1f\x8b"
+# the empty block every complete BGZF file ends with (SAM/BAM specification, section 4.1.2)
+BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 
 
 def compression(path: str | os.PathLike) -> str:
@@ -49,3 +51,24 @@ def open_maybe_gzip(path: str | os.PathLike, mode: str = "rt", **kwargs) -> IO:
     if is_gzip(path):
         return gzip.open(Path(path), mode, **kwargs)
     return open(path, mode, **kwargs)
+
+
+def check_complete_bgzf(path: str | os.PathLike) -> None:
+    """Refuse a BGZF (bgzip) file that lacks its end-of-file block: a truncated download or copy.
+
+    Raises:
+        InputError: naming the file.
+    """
+    from dnalm.errors import InputError
+
+    path = Path(path)
+    if compression(path) != "bgzf":
+        return
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        fh.seek(max(0, size - len(BGZF_EOF)))
+        tail = fh.read()
+    if tail != BGZF_EOF:
+        raise InputError(
+            f"{path}: truncated: the bgzip file lacks its end-of-file block (an interrupted download or copy?)"
+        )

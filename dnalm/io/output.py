@@ -178,6 +178,19 @@ def _output_error(exc: OSError, path: Path) -> OutputError:
 
 # -------------------------------------------------------------------------------------- atomic writers
 @contextlib.contextmanager
+def scratch_path(beside: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """A registered temporary name beside ``beside`` for intermediate files; removed when the block ends."""
+    beside = Path(beside)
+    beside.parent.mkdir(parents=True, exist_ok=True)
+    tmp = register_temporary(temp_name(beside, suffix))
+    try:
+        yield tmp
+    finally:
+        _remove(tmp)
+        release_temporary(tmp)
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary file name beside ``path`` (same suffixes); rename it into place on success.
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from dnalm.errors import InputError
+from dnalm.io.output import atomic_path, scratch_path
 
 # score column -> VCF INFO ID (the keys are dnalm.variants.SCORE_NAMES)
 INFO_IDS = {"llr": "DNALM_LLR", "llr_sum": "DNALM_LLR_SUM", "embedding_cosine": "DNALM_EMB_COS",
@@ -93,21 +93,21 @@ def _info_field(old: str, rows, columns: list[str], n_alts: int) -> str:
     return ";".join(kept + added)
 
 
-def _vcf_lines_from_vcf(source: Path, df, columns: list[str], meta: dict) -> tuple[list[str], list[tuple]]:
-    """Header lines and (contig, pos, line) of every record of the input VCF, with the dnalm INFO fields."""
-    import pysam
+def vcf_record_lines(df, lines: list[str], columns: list[str]) -> list[str]:
+    """The input VCF's record ``lines`` with the dnalm INFO fields of ``df`` (the rows of those records)."""
+    groups = {k: g for k, g in df.groupby("record", sort=False)}
+    first = int(df["record"].min()) if len(df) else 0
+    out = []
+    for i, line in enumerate(lines):
+        cols = line.split("\t")
+        n_alts = 0 if cols[4] in (".", "") else len(cols[4].split(","))
+        cols[7] = _info_field(cols[7], groups[first + i], columns, n_alts)
+        out.append("\t".join(cols))
+    return out
 
-    verbosity = pysam.set_verbosity(0)
-    try:
-        with pysam.VariantFile(str(source)) as vin:
-            records = [str(rec).rstrip("\n") for rec in vin]
-            # read after the records: contigs and INFO keys that htslib added on the fly are declared
-            header = str(vin.header).rstrip("\n").split("\n")
-    finally:
-        pysam.set_verbosity(verbosity)
-    n_records = int(df["record"].max()) + 1 if len(df) else 0
-    if n_records != len(records):
-        raise InputError(f"{source}: read {len(records)} records but the scores cover {n_records}")
+
+def vcf_header_from_vcf(header: list[str], columns: list[str], meta: dict) -> list[str]:
+    """The input VCF's header lines with the dnalm ``##INFO`` lines (old ones of ours replaced)."""
     ours = {_info_id(c) for c in columns} | {STATUS_INFO_ID}
     header = [
         h
@@ -115,45 +115,37 @@ def _vcf_lines_from_vcf(source: Path, df, columns: list[str], meta: dict) -> tup
         if not (h.startswith("##INFO=<ID=") and h[len("##INFO=<ID=") :].split(",", 1)[0] in ours)
         and not h.startswith("##dnalm_score_variants=")
     ]
-    header = header[:-1] + _info_header_lines(columns, meta) + header[-1:]
-    groups = {k: g for k, g in df.groupby("record", sort=False)}
-    out = []
-    for i, line in enumerate(records):
-        cols = line.split("\t")
-        n_alts = 0 if cols[4] in (".", "") else len(cols[4].split(","))
-        cols[7] = _info_field(cols[7], groups[i], columns, n_alts)
-        out.append((cols[0], int(cols[1]), "\t".join(cols)))
-    return header, out
+    return header[:-1] + _info_header_lines(columns, meta) + header[-1:]
 
 
-def _vcf_lines_from_table(df, genome, columns: list[str], meta: dict) -> tuple[list[str], list[tuple]]:
-    """A fresh VCF (header with the genome's contigs) for variants read from a table."""
-    header = ["##fileformat=VCFv4.2"]
-    contigs = list(genome.chrom_sizes.items()) if genome is not None else []
-    known = {c for c, _ in contigs}
-    header += [f"##contig=<ID={c},length={n}>" for c, n in contigs]
-    extra = [c for c in dict.fromkeys(df["chrom"].astype(str)) if c not in known]
-    header += [f"##contig=<ID={c}>" for c in extra]
-    header += _info_header_lines(columns, meta)
-    header.append("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO")
+def table_record_lines(df, columns: list[str]) -> list[str]:
+    """Fresh VCF record lines for variants read from a table (one line per record)."""
     out = []
     for _, g in df.groupby("record", sort=True):
         first = g.iloc[0]
         alts = [a for a in g.sort_values("allele")["alt"] if a not in ("", ".")]
         vid = first["id"] if isinstance(first["id"], str) and first["id"] else "."
-        cols = [
-            str(first["chrom"]),
-            str(int(first["pos"])),
-            vid,
-            first["ref"] or "N",
-            ",".join(alts) or ".",
-            ".",
-            ".",
-            ".",
-        ]
+        cols = [str(first["chrom"]), str(int(first["pos"])), vid, first["ref"] or "N", ",".join(alts) or ".", ".", ".", "."]
         cols[7] = _info_field(".", g, columns, len(alts))
-        out.append((cols[0], int(cols[1]), "\t".join(cols)))
-    return header, out
+        out.append("\t".join(cols))
+    return out
+
+
+def vcf_header_for_table(genome, chroms: list[str], columns: list[str], meta: dict) -> list[str]:
+    """A fresh VCF header: the genome's contigs, then ``chroms`` the genome lacks, then the dnalm INFO lines."""
+    header = ["##fileformat=VCFv4.2"]
+    contigs = list(genome.chrom_sizes.items()) if genome is not None else []
+    known = {c for c, _ in contigs}
+    header += [f"##contig=<ID={c},length={n}>" for c, n in contigs]
+    header += [f"##contig=<ID={c}>" for c in dict.fromkeys(chroms) if c not in known]
+    header += _info_header_lines(columns, meta)
+    header.append("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO")
+    return header
+
+
+def table_sep(out: str | os.PathLike) -> str:
+    """Column separator of a score table: ``,`` for .csv(.gz), else tab."""
+    return "," if Path(out).name.lower().endswith((".csv", ".csv.gz")) else "\t"
 
 
 def write_variant_scores(
@@ -181,49 +173,92 @@ def write_variant_scores(
     Returns:
         ``out`` as a Path.
     """
-    import pysam
-
-    from dnalm.io.variants import is_vcf
-    from dnalm.utils import atomic_path, atomic_write
+    from dnalm.io.variants import VariantChunks, is_vcf
 
     out = Path(out)
     kind = output_kind(out)
-    if kind == "table":
-        sep = "," if out.name.lower().endswith((".csv", ".csv.gz")) else "\t"
+    with scratch_path(out, ".body") as body:
+        if kind == "table":
+            scores.to_csv(body, sep=table_sep(out), index=False, header=False, na_rep="NaN")
+            assemble_scores(body, out, header=[table_sep(out).join(map(str, scores.columns))])
+            return out
+        columns = _score_columns(scores)
+        meta = dict(meta or {})
+        if source is not None and not isinstance(source, (str, os.PathLike)):
+            source = None
+        if source is not None and is_vcf(Path(source)):
+            chunks = VariantChunks(source, chunk_records=None)
+            lines = [line for _, part in chunks for line in part]
+            n_records = int(scores["record"].max()) + 1 if len(scores) else 0
+            if n_records != len(lines):
+                raise InputError(f"{source}: read {len(lines)} records but the scores cover {n_records}")
+            records = vcf_record_lines(scores, lines, columns)
+            header = vcf_header_from_vcf(chunks.header or [], columns, meta)
+        else:
+            records = table_record_lines(scores, columns)
+            header = vcf_header_for_table(genome, list(scores["chrom"].astype(str)), columns, meta)
+        body.write_text("".join(line + "\n" for line in records))
+        assemble_scores(body, out, header=header)
+    return out
+
+
+def assemble_scores(body: Path, out: Path, header: list[str]) -> Path:
+    """Write ``out`` (atomically) from header lines and a file of record lines; memory does not grow with it.
+
+    ``.vcf.gz`` is bgzip-compressed and tabix-indexed; its records are sorted by contig (header order) and
+    position when the body is not (the sort holds three numbers per record, never the lines). A table or VCF
+    named ``.gz`` is gzip-compressed.
+    """
+    import gzip
+    import shutil
+
+    kind = output_kind(out)
+    head = "".join(h + "\n" for h in header).encode()
+    if kind != "vcf.gz":
         with atomic_path(out) as tmp:
-            scores.to_csv(tmp, sep=sep, index=False, na_rep="NaN")
+            opener = gzip.open if out.name.lower().endswith(".gz") else open
+            with opener(tmp, "wb") as dst, open(body, "rb") as src:
+                dst.write(head)
+                shutil.copyfileobj(src, dst, 1 << 20)
         return out
-    columns = _score_columns(scores)
-    meta = dict(meta or {})
-    if source is not None and not isinstance(source, (str, os.PathLike)):
-        source = None
-    if source is not None and is_vcf(Path(source)):
-        header, records = _vcf_lines_from_vcf(Path(source), scores, columns, meta)
-    else:
-        header, records = _vcf_lines_from_table(scores, genome, columns, meta)
-    if kind == "vcf":
-        with atomic_write(out) as fh:
-            fh.write("\n".join(header) + "\n")
-            fh.writelines(line + "\n" for _, _, line in records)
-        return out
-    # .vcf.gz: tabix needs records grouped by contig and sorted by position
-    rank = {}
+    import pysam
+
+    order = _sort_order(body, header)
+    tbi = Path(str(out) + ".tbi")
+    with scratch_path(out, ".vcf") as plain:
+        with open(plain, "wb") as dst, open(body, "rb") as src:
+            dst.write(head)
+            if order is None:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            else:
+                for offset in order:
+                    src.seek(int(offset))
+                    dst.write(src.readline())
+        with atomic_path(out) as tmp_gz, atomic_path(tbi) as tmp_tbi:
+            pysam.tabix_compress(str(plain), str(tmp_gz), force=True)
+            pysam.tabix_index(str(tmp_gz), preset="vcf", force=True, index=str(tmp_tbi))
+    return out
+
+
+def _sort_order(body: Path, header: list[str]):
+    """None when the record lines are sorted by (contig in header order, position), else their offsets in order."""
+    from array import array
+
+    rank: dict[str, int] = {}
     for h in header:
         m = re.match(r"##contig=<ID=([^,>]+)", h)
         if m:
             rank.setdefault(m.group(1), len(rank))
-    for chrom, _, _ in records:
-        rank.setdefault(chrom, len(rank))
-    records = sorted(records, key=lambda r: (rank[r[0]], r[1]))
-    tbi = Path(str(out) + ".tbi")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, plain = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".vcf", dir=out.parent)
-    os.close(fd)
-    try:
-        Path(plain).write_text("\n".join(header) + "\n" + "".join(line + "\n" for _, _, line in records))
-        with atomic_path(out) as tmp_gz, atomic_path(tbi) as tmp_tbi:
-            pysam.tabix_compress(plain, str(tmp_gz), force=True)
-            pysam.tabix_index(str(tmp_gz), preset="vcf", force=True, index=str(tmp_tbi))
-    finally:
-        Path(plain).unlink(missing_ok=True)
-    return out
+    ranks, positions, offsets = array("q"), array("q"), array("q")
+    offset = 0
+    with open(body, "rb") as fh:
+        for line in fh:
+            chrom, pos = line.split(b"\t", 2)[:2]
+            ranks.append(rank.setdefault(chrom.decode(), len(rank)))
+            positions.append(int(pos))
+            offsets.append(offset)
+            offset += len(line)
+    r, p = np.frombuffer(ranks, dtype=np.int64), np.frombuffer(positions, dtype=np.int64)
+    if len(r) < 2 or bool(np.all((r[1:] > r[:-1]) | ((r[1:] == r[:-1]) & (p[1:] >= p[:-1])))):
+        return None
+    return np.frombuffer(offsets, dtype=np.int64)[np.lexsort((p, r))]

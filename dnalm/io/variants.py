@@ -18,7 +18,7 @@ import pandas as pd
 import pysam
 
 from dnalm.errors import InputError
-from dnalm.io.compression import open_maybe_gzip
+from dnalm.io.compression import check_complete_bgzf, open_maybe_gzip
 from dnalm.io.genome import Genome
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ VARIANT_STATUSES: dict[str, str] = {
     "ref_mismatch": "REF differs from the genome at POS",
     "symbolic_allele": "ALT is symbolic (<DEL>, <*>), a breakend ([, ], .A) or '*': skipped by models",
     "missing_alt": "ALT is '.' (no alternate allele)",
+    "ref_equals_alt": "ALT is the same sequence as REF (no change to score)",
 }
 VARIANT_COLUMNS = [
     "chrom",
@@ -82,29 +83,84 @@ def read_variants(
         several rows), ``genome_chrom`` the genome's name for ``chrom`` (missing without a genome or when
         unknown). ``df.attrs`` holds ``source`` and ``status_counts``.
     """
-    if isinstance(genome, (str, os.PathLike)):
-        genome = Genome(genome)
-    if isinstance(source, pd.DataFrame):
-        name = "<DataFrame>"
-        records, lines = _records_from_table(source, name, first_line=None), None
-    else:
-        path = Path(source)
-        name = str(path)
-        if not path.exists():
-            raise InputError(f"{path}: variant file not found")
-        if is_vcf(path):
-            records, header_lines = _records_from_vcf(path)
-            lines = header_lines
-        else:
-            records, lines = _records_from_table(_load_table(path, sep), name, first_line=2), None
-    rows = _classify(records, genome, name, strict, vcf_header_lines=lines)
-    df = pd.DataFrame(rows, columns=VARIANT_COLUMNS)
-    df = df.astype({"pos": "int64", "record": "int64", "allele": "int64"})
+    chunks = VariantChunks(source, genome, strict=strict, sep=sep, chunk_records=None)
+    parts = [df for df, _ in chunks]
+    df = pd.concat(parts, ignore_index=True) if parts else _frame([])
+    name = chunks.name
     counts = Counter(df["status"])
     df.attrs["source"] = name
     df.attrs["status_counts"] = dict(counts)
     _log_summary(df, name)
     return df
+
+
+def _frame(rows: list) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=VARIANT_COLUMNS)
+    return df.astype({"pos": "int64", "record": "int64", "allele": "int64"})
+
+
+class VariantChunks:
+    """:func:`read_variants` in chunks of whole records, so that memory is bounded by a chunk, not the file.
+
+    Iterating yields ``(df, lines)``: ``df`` as :func:`read_variants` returns for the chunk's records (``record``
+    counts from the start of the file) and, for a VCF source, the records' lines as read (else None). After the
+    iteration ``header`` holds a VCF source's header lines (with the contigs htslib added on the fly).
+
+    Args:
+        source, genome, strict, sep: as :func:`read_variants`.
+        chunk_records: records per chunk (None: one chunk).
+    """
+
+    def __init__(self, source, genome=None, *, strict: bool = False, sep: str | None = None,
+                 chunk_records: int | None = 2048):
+        if isinstance(genome, (str, os.PathLike)):
+            genome = Genome(genome)
+        self.source, self.genome, self.strict, self.sep = source, genome, strict, sep
+        self.chunk_records = chunk_records
+        self.header: list[str] | None = None
+        self.is_vcf = False
+        if isinstance(source, pd.DataFrame):
+            self.name = "<DataFrame>"
+        else:
+            path = Path(source)
+            self.name = str(path)
+            if not path.exists():
+                raise InputError(f"{path}: variant file not found")
+            if path.is_dir():
+                raise InputError(f"{path}: is a folder, not a variant file")
+            self.is_vcf = is_vcf(path)
+
+    def __iter__(self):
+        size = self.chunk_records or (1 << 62)
+        if isinstance(self.source, pd.DataFrame):
+            for start in range(0, max(len(self.source), 1), size):
+                part = self.source.iloc[start : start + size]
+                if len(part) or start == 0:
+                    records = _records_from_table(part, self.name, first_line=None, first_record=start)
+                    yield self._classified(records, None), None
+            return
+        path = Path(self.source)
+        if self.is_vcf:
+            reader = _VcfReader(path, self.genome, self.strict)
+            header_lines = _vcf_header_lines(path)
+            batch: list[tuple] = []
+            for rec in reader:
+                batch.append(rec)
+                if len(batch) == size:
+                    yield self._classified([r[:6] for r in batch], header_lines), [r[6] for r in batch]
+                    batch = []
+            if batch:
+                yield self._classified([r[:6] for r in batch], header_lines), [r[6] for r in batch]
+            self.header = reader.header
+            return
+        start = 0
+        for part in _iter_table(path, self.sep, self.chunk_records):
+            records = _records_from_table(part, self.name, first_line=2 + start, first_record=start)
+            yield self._classified(records, None), None
+            start += len(part)
+
+    def _classified(self, records, header_lines) -> pd.DataFrame:
+        return _frame(_classify(records, self.genome, self.name, self.strict, vcf_header_lines=header_lines))
 
 
 # ------------------------------------------------------------------------------------------------- sources
@@ -180,48 +236,98 @@ def _find_bad_vcf_line(path: Path) -> str | None:
     return None
 
 
-def _records_from_vcf(path: Path) -> tuple[list[tuple], int | None]:
-    """(record, chrom, pos, id, ref, alts) for each VCF record, and the number of header lines."""
-    verbosity = pysam.set_verbosity(0)  # htslib warnings would interleave with our messages
-    records: list[tuple] = []
-    try:
+class _VcfReader:
+    """Iterates (record, chrom, pos, id, ref, alts, line) of a VCF/BCF through pysam, naming the bad line.
+
+    ``header`` holds the header lines after iteration (with the contigs htslib added on the fly).
+    """
+
+    def __init__(self, path: Path, genome: Genome | None = None, strict: bool = False):
+        self.path = path
+        self.genome = genome
+        self.strict = strict
+        self.header: list[str] = []
+
+    def __iter__(self):
+        path = self.path
+        check_complete_bgzf(path)
+        verbosity = pysam.set_verbosity(0)  # htslib warnings would interleave with our messages
+        n = 0
         try:
-            vcf = pysam.VariantFile(str(path))
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{path}: {_find_bad_vcf_line(path) or f'cannot read as VCF: {exc}'}") from None
-        with vcf:
-            it = iter(vcf)
-            while True:
-                try:
-                    rec = next(it)
-                except StopIteration:
-                    break
-                except (OSError, ValueError) as exc:
-                    problem = _find_bad_vcf_line(path)
-                    if problem is None:
-                        header = _vcf_header_lines(path)
-                        where = f"line {header + len(records) + 1}" if header is not None else "record"
-                        problem = f"{where} (record {len(records) + 1}): {exc}"
-                    raise InputError(f"{path}: {problem}") from None
-                records.append((len(records), rec.chrom, rec.pos, rec.id, rec.ref, rec.alts))
-    finally:
-        pysam.set_verbosity(verbosity)
-    return records, _vcf_header_lines(path)
+            try:
+                vcf = pysam.VariantFile(str(path))
+            except (OSError, ValueError) as exc:
+                raise InputError(f"{path}: {_find_bad_vcf_line(path) or f'cannot read as VCF: {exc}'}") from None
+            with vcf:
+                if self.genome is not None:
+                    check_contig_lengths(path, vcf.header, self.genome, self.strict)
+                it = iter(vcf)
+                while True:
+                    try:
+                        rec = next(it)
+                    except StopIteration:
+                        break
+                    except (OSError, ValueError) as exc:
+                        problem = _find_bad_vcf_line(path)
+                        if problem is None:
+                            header = _vcf_header_lines(path)
+                            where = f"line {header + n + 1}" if header is not None else "record"
+                            problem = f"{where} (record {n + 1}): {exc}"
+                        raise InputError(f"{path}: {problem}") from None
+                    yield (n, rec.chrom, rec.pos, rec.id, rec.ref, rec.alts, str(rec).rstrip("\n"))
+                    n += 1
+                self.header = str(vcf.header).rstrip("\n").split("\n")
+        finally:
+            pysam.set_verbosity(verbosity)
 
 
-def _load_table(path: Path, sep: str | None) -> pd.DataFrame:
+def check_contig_lengths(path: Path, header, genome: Genome, strict: bool) -> None:
+    """Warn (``strict``: refuse) when the VCF's ``##contig`` lengths disagree with the genome's (another build?)."""
+    wrong = []
+    for name, contig in header.contigs.items():
+        length = contig.length
+        if length is None:
+            continue
+        try:
+            found = genome.resolve(name)
+        except InputError:
+            continue
+        if genome.chrom_sizes[found] != length:
+            wrong.append(f"{name} {length:,} vs {genome.chrom_sizes[found]:,}")
+    if wrong:
+        listing = ", ".join(wrong[:5]) + (f", ... ({len(wrong)} in all)" if len(wrong) > 5 else "")
+        text = (
+            f"{path}: ##contig lengths disagree with the genome {genome.path} (another assembly?): {listing}"
+        )
+        if strict:
+            raise InputError(text)
+        log.warning("warning: %s", text)
+
+
+def _iter_table(path: Path, sep: str | None, chunk_records: int | None):
+    """DataFrames of ``chunk_records`` rows (all strings) of a CSV/TSV table; an empty file is an error."""
+    check_complete_bgzf(path)
     if sep is None:
         sep = "," if path.name.lower().endswith((".csv", ".csv.gz")) else "\t"
+    kind = "CSV" if sep == "," else "TSV"
     try:
-        return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise InputError(
-            f"{path}: cannot read as a {'CSV' if sep == ',' else 'TSV'} variant table: {exc}"
-        ) from None
+        reader = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, chunksize=chunk_records or 1 << 30)
+        with reader:
+            first = True
+            for part in reader:
+                first = False
+                yield part
+            if first:  # a header line and no rows
+                yield pd.DataFrame(columns=reader.orig_names or [])
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: the variant table is empty (no header line, no rows)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as exc:
+        raise InputError(f"{path}: cannot read as a {kind} variant table: {exc}") from None
 
 
-def _records_from_table(df: pd.DataFrame, name: str, first_line: int | None) -> list[tuple]:
-    """Records of a chrom/pos/ref/alt table; ``first_line``: file line of the first row (None: no file)."""
+def _records_from_table(df: pd.DataFrame, name: str, first_line: int | None, first_record: int = 0) -> list[tuple]:
+    """Records of a chrom/pos/ref/alt table; ``first_line``: file line of the first row (None: no file);
+    ``first_record``: the index of the first row in the whole table."""
     lower = {str(c).strip().lower(): c for c in df.columns}
     found: dict[str, object] = {}
     for key, aliases in _COLUMN_ALIASES.items():
@@ -241,7 +347,7 @@ def _records_from_table(df: pd.DataFrame, name: str, first_line: int | None) -> 
     for i, (chrom, pos, ref, alt, vid) in enumerate(
         zip(df[found["chrom"]], df[found["pos"]], df[found["ref"]], df[found["alt"]], ids)
     ):
-        where = f"line {first_line + i}" if first_line is not None else f"row {i}"
+        where = f"line {first_line + i}" if first_line is not None else f"row {first_record + i}"
         try:
             pos_int = int(str(pos).strip())
         except ValueError:
@@ -249,7 +355,7 @@ def _records_from_table(df: pd.DataFrame, name: str, first_line: int | None) -> 
         alt = "" if alt is None or (isinstance(alt, float) and pd.isna(alt)) else str(alt).strip()
         alts = tuple(alt.split(",")) if alt not in ("", ".") else None
         vid = None if vid is None or str(vid) in ("", ".", "nan") else str(vid)
-        records.append((i, str(chrom).strip(), pos_int, vid, str(ref).strip(), alts))
+        records.append((first_record + i, str(chrom).strip(), pos_int, vid, str(ref).strip(), alts))
     return records
 
 
@@ -307,6 +413,8 @@ def _classify(records, genome: Genome | None, name: str, strict: bool, vcf_heade
         for allele, alt in enumerate(alts or (".",), start=1):
             alt_u = alt.upper()
             found = problems + ([p] if (p := _alt_problem(alt_u)) else [])
+            if not found and alt_u == ref_u:
+                found = [("ref_equals_alt", f"ALT {alt_u} equals REF: no change to score")]
             if found:
                 status = min(found, key=lambda p: priority[p[0]])[0]
                 message = "; ".join(m for _, m in found)

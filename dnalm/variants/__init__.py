@@ -2,6 +2,7 @@
 
 - :mod:`dnalm.variants.windows`: the REF/ALT windows of a variant on each strand, as token-id pairs.
 - :mod:`dnalm.variants.scoring`: :func:`score_variants` (LLR, embedding distance, head deltas) with prefix reuse.
+- :mod:`dnalm.variants.stream`: :func:`score_variants_to_file`, chunk by chunk into a file, resumable.
 - :mod:`dnalm.variants.ism`: in-silico saturation mutagenesis.
 - :mod:`dnalm.variants.plots`: the ISM heatmap and importance logo.
 
@@ -19,14 +20,15 @@ from dnalm.variants.scoring import (
     SCORE_NAMES,
     score_sequence_pairs,
     score_variants,
-    score_variants_to_file,
 )
+from dnalm.variants.stream import ScoreRun, score_variants_to_file
 from dnalm.variants.windows import variant_windows, window_split
 
 __all__ = [
     "DEFAULT_WINDOW",
     "SCORE_NAMES",
     "Region",
+    "ScoreRun",
     "ism",
     "ism_table",
     "ism_to_files",

@@ -27,7 +27,6 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from dnalm.errors import ConfigError, InputError
-from dnalm.io.variant_scores import output_kind, write_variant_scores
 from dnalm.tokenizer import BOS_ID
 from dnalm.variants.windows import WindowPair, make_pair, model_tokenizer, windows_in_span
 
@@ -348,6 +347,7 @@ def score_variants(
     progress: bool = True,
     strict: bool = False,
     head_special_tokens: bool = False,
+    report_skipped: bool = True,
 ):
     """Score variants against a reference genome (zero-shot LLR, embedding distance, head delta).
 
@@ -372,6 +372,7 @@ def score_variants(
         strict: raise :class:`InputError` at the first variant that cannot be scored.
         head_special_tokens: give ``head`` its windows as ``[BOS] seq [EOS]`` (as ``batch_encode``) instead of
             bare base ids (the default, what ``finetune`` models take).
+        report_skipped: log a warning counting the alleles that were not scored.
 
     Returns:
         DataFrame with columns chrom, pos, id, ref, alt, the score columns, status, message, record, allele,
@@ -451,7 +452,7 @@ def score_variants(
     result.attrs.update(df.attrs)
     zero_shot = "masked_marginal" if getattr(model, "is_bidirectional", False) else "llr"
     result.attrs.update({"window": int(window), "strands": strands, "scores": list(scores), "zero_shot": zero_shot})
-    if len(ok) < len(df):
+    if report_skipped and len(ok) < len(df):
         log.warning(
             "%d of %d variant allele(s) not scored (NaN): %s",
             len(df) - len(ok),
@@ -459,48 +460,3 @@ def score_variants(
             ", ".join(f"{n} {s}" for s, n in df.loc[df["status"] != "ok", "status"].value_counts().items()),
         )
     return result
-
-
-def score_variants_to_file(
-    model,
-    genome,
-    variants: str | os.PathLike,
-    out: str | os.PathLike,
-    window: int | None = None,
-    strands: str = "both",
-    scores: Sequence[str] | None = None,
-    batch_size: int = 32,
-    reuse_prefix: bool = True,
-    progress: bool = True,
-    strict: bool = False,
-    model_name: str | None = None,
-    head: Callable | None = None,
-):
-    """:func:`score_variants` on a file, then :func:`write_variant_scores` (what ``dnalm score-variants`` runs).
-
-    Returns:
-        The scores DataFrame.
-    """
-    from dnalm.io.genome import Genome
-
-    output_kind(out)  # fail early on a bad extension
-    if isinstance(genome, (str, os.PathLike)):
-        genome = Genome(genome)
-    df = score_variants(
-        model,
-        genome,
-        variants,
-        window=window,
-        strands=strands,
-        scores=scores,
-        batch_size=batch_size,
-        reuse_prefix=reuse_prefix,
-        progress=progress,
-        strict=strict,
-        head=head,
-    )
-    meta = {"window": df.attrs["window"], "strands": strands, "zero_shot": df.attrs["zero_shot"]}
-    if model_name:
-        meta["model"] = model_name
-    write_variant_scores(df, out, source=variants, genome=genome, meta=meta)
-    return df
