@@ -93,11 +93,9 @@ def unknown_key_error(prefix: str, key: str, known: Sequence[str]) -> ConfigErro
 
 
 def _hints(cls) -> dict[str, Any]:
-    try:
-        hints = typing.get_type_hints(cls)
-    except Exception:  # noqa: BLE001 - an unresolvable annotation: fall back to Any
-        hints = {}
-    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls) if f.init}
+    """Resolved field types of dataclass ``cls`` (an unresolvable annotation is a bug there, so it raises)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
 
 
 def _is_union(tp) -> bool:
@@ -148,6 +146,8 @@ def convert(value: Any, tp: Any, key: str) -> Any:
             if len(inner) < len(args):
                 return None
             raise bad
+        if len(inner) == 1:  # Optional[X]: X's own message (e.g. an unknown key inside a sub-config)
+            return convert(value, inner[0], key)
         for a in inner:
             try:
                 return convert(value, a, key)
@@ -167,8 +167,8 @@ def convert(value: Any, tp: Any, key: str) -> Any:
             raise bad
         return from_dict(tp, value, key)
     if origin in (list, tuple) or tp in (list, tuple):
-        if value is None:
-            return [] if origin is list or tp is list else bad
+        if value is None and (origin is list or tp is list):
+            return []
         if not isinstance(value, (list, tuple)):
             raise bad
         if origin is tuple and args and args[-1] is not Ellipsis:

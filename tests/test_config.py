@@ -58,7 +58,7 @@ def test_types_are_checked_and_converted():
     assert c.stages == [Inner(steps=2)] and c.name == "32"
     for raw, key, what in [
         ({"optim": {"lr": "x"}}, "optim.lr", "number"),
-        ({"optim": {"limit": 1.5}}, "optim.limit", "integer or null"),
+        ({"optim": {"limit": 1.5}}, "optim.limit", "expected integer"),
         ({"flag": "yes"}, "flag", "boolean"),
         ({"ks": [1, "a"]}, r"ks\[1\]", "integer"),
         ({"optim": {"span": [1]}}, "optim.span", "2 items"),
