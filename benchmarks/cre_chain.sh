@@ -56,4 +56,4 @@ echo "== generate $NUM per class: $PROP=0 and $PROP=$HIGH"
 echo "== evaluate-cre"
 /usr/bin/time -f "   %e s wall" $DNALM evaluate-cre --generated "$OUT/generated.fa" --oracle "$OUT/oracle" \
   --reference "$TABLE" "${COLS[@]}" --motifs "$DATA_DIR/jaspar2024_core/jaspar2024_core.transfac.gz" \
-  --motif-tax-group $TAX --out "$OUT/eval" --threads "$THREADS" --no-progress
+  --set motif_tax_group=$TAX --out "$OUT/eval" --threads "$THREADS" --no-progress

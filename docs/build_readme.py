@@ -22,7 +22,8 @@ def demote(text: str) -> str:
     return "\n".join(out).strip() + "\n"
 
 
-def main() -> None:
+def assemble() -> str:
+    """The README's text: the head, then every section in reading order."""
     parts = [(ROOT / "docs" / "readme_head.md").read_text().strip() + "\n"]
     sections = ROOT / "docs" / "sections"
     names = ORDER + sorted(p.stem for p in sections.glob("*.md") if p.stem not in ORDER + LAST) + LAST
@@ -30,7 +31,11 @@ def main() -> None:
         path = sections / f"{name}.md"
         if path.exists():
             parts.append(demote(path.read_text()))
-    (ROOT / "README.md").write_text("\n".join(parts))
+    return "\n".join(parts)
+
+
+def main() -> None:
+    (ROOT / "README.md").write_text(assemble())
 
 
 if __name__ == "__main__":
