@@ -141,35 +141,42 @@ def fft_length(n: int) -> int:
 
 
 class _FFTConv(torch.autograd.Function):
-    """Causal convolution along dim 1 through real FFTs of size ``n >= 2L - 1``, with a real-FFT backward.
+    """``y = causal_conv(u, k) + D u`` along dim 1 through real FFTs of size ``n >= 2L - 1``, with a real-FFT backward.
 
-    Forward: ``y = irfft(rfft(u) * K)[:L]``. Backward (both are correlations, so no complex-to-complex transform is
-    needed, unlike autograd through ``rfft(n > L)``): ``du = irfft(rfft(dy) * conj(K))[:L]``,
-    ``dk = irfft(sum_b rfft(dy) * conj(rfft(u)))[:L]``. The spectrum of ``u`` is kept from the forward.
+    Forward: ``y = irfft(rfft(u) * K)[:L] + D u``, the transforms running over the last dimension of transposed views
+    (measured 1.7x faster than transforming along dim 1). Backward (correlations, so no complex-to-complex transform,
+    unlike autograd through ``rfft(n > L)``): ``du = irfft(rfft(dy) * conj(K))[:L] + D dy``,
+    ``dk = irfft(sum_b rfft(dy) * conj(rfft(u)))[:L]``, ``dD = sum(dy * u)``. The spectrum of ``u`` is kept.
     """
 
     @staticmethod
-    def forward(ctx, u, k, n, k_f):  # u (B, L, C), k (L, C) or None, k_f (n//2+1, C) or None
+    def forward(ctx, u, k, D, n, k_f):  # u (B, L, C), k (L, C) or None, D (C,), k_f (C, n//2+1) or None
         L = u.shape[1]
         if k_f is None:
-            k_f = torch.fft.rfft(k, n=n, dim=0)  # (n//2+1, C)
-        u_f = torch.fft.rfft(u, n=n, dim=1)  # (B, n//2+1, C)
-        y = torch.fft.irfft(u_f * k_f, n=n, dim=1)[:, :L]
-        ctx.save_for_backward(u_f, k_f)
-        ctx.n, ctx.L = n, L
-        return y
+            k_f = torch.fft.rfft(k.t(), n=n)  # (C, n//2+1)
+        u_f = torch.fft.rfft(u.transpose(1, 2), n=n)  # (B, C, n//2+1)
+        y = torch.fft.irfft(u_f * k_f, n=n)[..., :L]  # (B, C, L)
+        out = torch.empty_like(u, memory_format=torch.contiguous_format)
+        torch.addcmul(y.transpose(1, 2), u, D, out=out)  # (B, L, C)
+        ctx.save_for_backward(u, D, u_f, k_f)
+        ctx.n = n
+        return out
 
     @staticmethod
     def backward(ctx, dy):
-        u_f, k_f = ctx.saved_tensors
-        n, L = ctx.n, ctx.L
-        dy_f = torch.fft.rfft(dy, n=n, dim=1)  # (B, n//2+1, C)
-        du = dk = None
+        u, D, u_f, k_f = ctx.saved_tensors
+        n, L = ctx.n, u.shape[1]
+        dy_f = torch.fft.rfft(dy.transpose(1, 2), n=n)  # (B, C, n//2+1)
+        du = dk = dD = None
         if ctx.needs_input_grad[0]:
-            du = torch.fft.irfft(dy_f * k_f.conj(), n=n, dim=1)[:, :L]
+            du = torch.empty_like(u, memory_format=torch.contiguous_format)
+            torch.addcmul(torch.fft.irfft(dy_f * k_f.conj(), n=n)[..., :L].transpose(1, 2), dy, D, out=du)
         if ctx.needs_input_grad[1]:
-            dk = torch.fft.irfft((dy_f * u_f.conj()).sum(0), n=n, dim=0)[:L]
-        return du, dk, None, None
+            cross = dy_f * u_f.conj()  # (B, C, n//2+1)
+            dk = torch.fft.irfft(cross[0] if cross.shape[0] == 1 else cross.sum(0), n=n)[..., :L].t()  # (L, C)
+        if ctx.needs_input_grad[2]:
+            dD = (dy * u).sum((0, 1))
+        return du, dk, dD, None, None
 
 
 def fftconv_blc(
@@ -181,16 +188,15 @@ def fftconv_blc(
         u: (B, L, C) input.
         k: (L', C) filter taps (the first L are used); may be None when ``k_f`` is given.
         D: (C,) skip weights.
-        k_f: (n//2+1, C) spectrum of the taps at ``n = fft_length(2L - 1)`` (e.g. memoised), or None.
+        k_f: (C, n//2+1) spectrum of the taps at ``n = fft_length(2L - 1)`` (e.g. memoised), or None.
 
     Returns:
         (B, L, C) ``y[t] = sum_{j<=t} k[j] u[t-j] + D u[t]`` in ``u``'s dtype, computed in float32 at least.
     """
     L = u.shape[1]
     work = torch.promote_types(u.dtype, torch.float32)
-    uw = u.to(work)
-    y = _FFTConv.apply(uw, None if k is None else k[:L].to(work), fft_length(2 * L - 1), k_f)
-    return torch.addcmul(y, uw, D.to(work)).to(u.dtype)
+    taps = None if k is None else k[:L].to(work)
+    return _FFTConv.apply(u.to(work), taps, D.to(work), fft_length(2 * L - 1), k_f).to(u.dtype)
 
 
 def _hint(p: torch.Tensor, lr: float | None, wd: float | None) -> None:
@@ -417,10 +423,17 @@ class HyenaOperator(nn.Module):
         if L > self.max_length:
             raise ValueError(f"sequence of {L} tokens is longer than the Hyena filter ({self.max_length})")
         d = self.d_model
-        # everything stays in the (B, L, channels) layout: no transposes around the convolutions or out_proj
-        u = self.in_proj(x)  # (B, L, (order+1) d)
-        u = causal_depthwise_conv(u, self.short_filter.weight[:, 0], self.short_filter.bias).to(u.dtype)
-        *xs, v = u.split(d, dim=-1)  # order x (B, L, d), v (B, L, d)
+        # everything stays in the (B, L, channels) layout with each stream contiguous: in_proj and the short conv
+        # run per stream (row blocks of their weights), because element-wise gating on strided slices of one
+        # (B, L, 3d) tensor was measured 5x slower than on contiguous tensors; no transposes around the convolutions
+        W, b = self.in_proj.weight, self.in_proj.bias
+        cw, cb = self.short_filter.weight[:, 0], self.short_filter.bias
+        streams = []
+        for i in range(self.order + 1):
+            rows = slice(i * d, (i + 1) * d)
+            u = F.linear(x, W[rows], None if b is None else b[rows])  # (B, L, d)
+            streams.append(causal_depthwise_conv(u, cw[rows], None if cb is None else cb[rows]).to(u.dtype))
+        *xs, v = streams  # order x (B, L, d), v (B, L, d)
         taps, spectra, D = self._long_filters(L, x.dtype)
         for o, x_i in enumerate(reversed(xs[1:])):
             v = self.dropout(v * x_i)
@@ -429,7 +442,7 @@ class HyenaOperator(nn.Module):
 
     def _long_filters(self, L: int, dtype: torch.dtype):
         """Filters of the whole-sequence forward: ``(taps (o, L, d), None, D (o, d))`` when autograd or training
-        needs them, else ``(None, spectra (o, n//2+1, d), D)`` at the FFT length of :func:`fftconv_blc`, memoised
+        needs them, else ``(None, spectra (o, d, n//2+1), D)`` at the FFT length of :func:`fftconv_blc`, memoised
         while the weights, the length and the dtype stay the same (they depend on nothing else)."""
         o, d = self.order - 1, self.d_model
         D = self.filter_fn.skip().reshape(d, o).t()  # (o, d); channels are laid out (d, o), stage fastest
@@ -443,7 +456,7 @@ class HyenaOperator(nn.Module):
         if memo is not None and memo[0] == key:
             return None, memo[1], D
         k = self.filter_fn.filter(L).to(work)  # (L, C)
-        spectra = torch.fft.rfft(k, n=n, dim=0).reshape(-1, d, o).permute(2, 0, 1).contiguous()  # (o, n//2+1, d)
+        spectra = torch.fft.rfft(k.t(), n=n).reshape(d, o, -1).transpose(0, 1).contiguous()  # (o, d, n//2+1)
         keep = spectra.numel() * spectra.element_size() <= FILTER_MEMO_BYTES
         self._spectra_memo = (key, spectra) if keep else None
         return None, spectra, D
