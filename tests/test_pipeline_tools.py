@@ -128,7 +128,7 @@ def test_report_collects_tables_plots_and_missing_files(tmp_path):
     files = ",".join(str(tmp_path / f) for f in ("a.csv", "b.json", "c.md", "d.png", "missing.tsv"))
     assert main(["report", "--out", str(tmp_path / "r" / "report.md"), "--section", f"One={files}"]) == 0
     md = (tmp_path / "r" / "report.md").read_text()
-    assert "## One" in md and "| 1 | 2.5 |" in md and "bits_per_base" in md and "![d](../d.png)" in md
+    assert "## One" in md and "| 1 | 2.5000 |" in md and "| nested.k | 1 |" in md and "![d.png](report_files/d.png)" in md
     assert "_missing:" in md
     html = (tmp_path / "r" / "report.html").read_text()
     assert "data:image/png;base64," in html and "<table" in html

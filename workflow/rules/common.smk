@@ -61,6 +61,14 @@ def benchmark_data(wildcards, input):
     return os.path.dirname(os.path.dirname(input.tasks[0]))
 
 
+def oracle_split_option():
+    """--split-column of train-oracle: the configured column, "split" (by chromosome) for the derived table."""
+    col = config["cre"].get("split_column", "")
+    if not col and not config["cre"].get("table") and config["tasks"].get("derive", True):
+        col = "split"
+    return f"--split-column {col}" if col else ""
+
+
 def cre_conditions():
     """The requested conditions: the configured ones, else the lowest and highest bin of the first property."""
     conds = config["cre"].get("conditions") or []
@@ -97,14 +105,8 @@ def explain_motifs():
 
 
 def report_sections(wildcards, input):
-    """--section options of dnalm report, one per pipeline stage."""
-    variant_tables = [f for f in input.variants if f.endswith(".tsv")]
+    """--section options of dnalm report for free-form sections after the stage sections of --results."""
     sections = [
-        ("Pretraining", input.pretraining),
-        ("Held-out language modelling (bits per base vs Markov baselines)", input.lm),
-        ("Fine-tuning benchmark", input.benchmark),
-        ("Variant effects", variant_tables),
-        ("CRE design", input.cre),
         ("Attributions and discovered motifs (fine-tuned promoter head, test promoters)", input.explain),
     ]
     return " ".join(f"--section '{title}={','.join(files)}'" for title, files in sections)

@@ -1,4 +1,4 @@
-# Per-VCF summaries and one report with the key tables and plots of every stage.
+# Per-VCF summaries and the results page: a headline table (each stage vs its baseline), then tables and plots.
 
 
 rule variant_summary:
@@ -35,10 +35,12 @@ rule report:
         md="results/report.md",
         html="results/report.html",
     params:
+        results=lambda w, output: os.path.dirname(output.md),
         sections=report_sections,
     conda:
         "../envs/dnalm.yaml"
     log:
         "logs/report.log",
     shell:
-        "dnalm report --out {output.md} --title 'dnalm pipeline report' {params.sections} > {log} 2>&1"
+        "dnalm report --results {params.results} --out {output.md} --title 'dnalm pipeline report' {params.sections} "
+        "> {log} 2>&1"

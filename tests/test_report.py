@@ -1,0 +1,115 @@
+"""The results page: headline table (stage vs baseline with a verdict), sections with plots, no raw JSON or nan in
+cells, and a self-contained HTML page whose images decode as PNG."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pysam
+import pytest
+
+from dnalm.cli import main
+from dnalm.report import Headline, build_results_page, headline_table
+
+
+def _fake_results(root):
+    """The files a pipeline run writes, with made-up numbers (one per stage)."""
+    (root / "pretrain").mkdir(parents=True)
+    pd.DataFrame({"step": [10, 20, 30], "tokens": [1000, 2000, 3000], "train_loss": [1.40, 1.36, 1.34],
+                  "val_loss": [np.nan, np.nan, 1.33], "val_bits_per_base": [np.nan, np.nan, 1.925],
+                  "elapsed_s": [10, 20, 30]}).to_csv(root / "pretrain" / "metrics.csv", index=False)
+    (root / "evaluate_lm").mkdir()
+    markov = [{"k": k, "val_bits_per_base": 1.95 - 0.002 * k, "bits_per_base": 1.94 - 0.002 * k, "accuracy": 0.34}
+              for k in range(5)]
+    (root / "evaluate_lm" / "results.json").write_text(json.dumps({
+        "model": "m", "regions": [{"chrom": "chrXVI", "start": 0, "end": 100}], "n_bases": 100, "length": 64,
+        "model_bits_per_base": 1.92, "model_accuracy": 0.35, "markov": markov, "chosen_k": 4, "best_k_le3": 3,
+        "markov_train_bases": 1000}))
+    (root / "benchmark").mkdir()
+    rows = []
+    for method, mcc, auc in (("k-mer (k=1..6) + logistic", 0.40, 0.75), ("GC content + logistic", 0.0, 0.50),
+                             ("frozen mean-pooled embedding + logistic", 0.45, 0.78),
+                             ("fine-tuned (mean pooling)", 0.50, 0.80)):
+        rows.append({"task": "promoters", "method": method, "metric": "mcc", "test": mcc, "dev": mcc + 0.01,
+                     "n_train": 100, "n_dev": 20, "n_test": 20, "param": 1.0, "steps": np.nan, "best_step": np.nan,
+                     "seconds": 3.0, "status": "ok", "test_metrics": json.dumps({"mcc": mcc, "auroc": auc})})
+    pd.DataFrame(rows).to_csv(root / "benchmark" / "results.csv", index=False)
+    (root / "variants").mkdir()
+    lines = ["##fileformat=VCFv4.2", "##contig=<ID=chrI,length=1000>",
+             '##INFO=<ID=CSQ,Number=1,Type=String,Description="c">',
+             '##INFO=<ID=DNALM_STATUS,Number=A,Type=String,Description="s">',
+             '##INFO=<ID=DNALM_LLR,Number=A,Type=Float,Description="l">',
+             "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        csq = "stop_gained" if i % 2 else "synonymous"
+        llr = rng.normal(-1.0 if csq == "stop_gained" else 0.0, 0.5)
+        lines.append(f"chrI\t{i + 1}\t.\tA\tC\t.\tPASS\tCSQ={csq};DNALM_STATUS=ok;DNALM_LLR={llr:.3f}")
+    plain = root / "variants" / "snvs.vcf"
+    plain.write_text("\n".join(lines) + "\n")
+    pysam.tabix_compress(str(plain), str(root / "variants" / "snvs.vcf.gz"))
+    plain.unlink()
+    (root / "cre" / "oracle").mkdir(parents=True)
+    (root / "cre" / "oracle" / "oracle.json").write_text(json.dumps({"report": {
+        "heldout": {"cai": {"spearman": 0.35, "pearson": 0.4, "n": 50}}, "split": "given per row"}}))
+    (root / "cre" / "evaluation").mkdir()
+    (root / "cre" / "evaluation" / "summary.json").write_text(json.dumps({
+        "conditions": [{"condition": "cai=0", "cai:oracle_mean": 0.2}, {"condition": "cai=2", "cai:oracle_mean": 0.3}],
+        "high_vs_low": {"cai": {"high_class": 2, "low_class": 0, "n_high": 5, "n_low": 5, "oracle_mean_high": 0.3,
+                                "oracle_mean_low": 0.2, "auc_high_vs_low": 0.7, "p_high_greater": 0.04}},
+        "real_by_class": {"cai": {"0": {"n": 3, "oracle_mean": 0.19}, "2": {"n": 3, "oracle_mean": 0.31}}}}))
+    pd.DataFrame({"id": range(10), "condition": ["cai=0"] * 5 + ["cai=2"] * 5, "sequence": ["ACGT"] * 10,
+                  "oracle_cai": np.linspace(0.1, 0.4, 10), "nearest_reference_distance": 3}).to_csv(
+        root / "cre" / "evaluation" / "sequences.tsv", sep="\t", index=False)
+
+
+def test_results_page_has_a_headline_table_sections_and_embedded_images(tmp_path):
+    results = tmp_path / "results"
+    _fake_results(results)
+    assert main(["report", "--results", str(results), "--out", str(results / "report.md")]) == 0
+    md = (results / "report.md").read_text()
+    page = (results / "report.html").read_text()
+    # headline first, one row per stage result, with verdicts computed in the right direction
+    head = md.split("## Headline")[1].split("\n## ")[0]
+    assert head.count("beats baseline") == 6 and "does not beat" not in head  # bits/base: lower wins
+    assert "| pretraining | held-out bits/base (chrXVI) | 1.9200 (pretrained model) | 1.9320 (Markov k=4" in head
+    for section in ("Pretraining and held-out language modelling", "Fine-tuning benchmark", "Zero-shot variant effects",
+                    "CRE design"):
+        assert f"## {section}" in md and f"<h2>{section}</h2>" in page
+    # no raw JSON, lists or nan in any table cell
+    cells = [c.strip() for line in md.splitlines() if line.startswith("|") for c in line.strip("|").split("|")]
+    assert not [c for c in cells if c.lower() == "nan" or c.startswith(("{", "["))]
+    # the HTML is self-contained: every image is an embedded PNG that decodes, none is a file link
+    srcs = re.findall(r'<img [^>]*src="([^"]+)"', page)
+    assert len(srcs) == 4  # training curve, benchmark bars, variant distributions + ROC, CRE by condition
+    for src in srcs:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    # the Markdown links the same plots as files beside it
+    for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
+        assert (results / link).exists()
+
+
+def test_headline_verdicts_and_missing_values():
+    rows = headline_table([Headline("lm", "bits", "m", 1.90, "markov", 1.95, higher_is_better=False),
+                           Headline("ft", "mcc", "m", 0.3, "kmer", 0.4),
+                           Headline("cre", "auc", "m", None, "chance", 0.5)])
+    assert list(rows["verdict"]) == ["beats baseline", "does not beat baseline", "not run"]
+    assert rows["difference"].iloc[2] == "—" and rows["model"].iloc[2].startswith("—")
+
+
+@pytest.mark.parametrize("stage", ["benchmark", "variants"])
+def test_a_stage_that_did_not_run_is_left_out_not_shown_as_nan(tmp_path, stage):
+    import shutil
+
+    results = tmp_path / "results"
+    _fake_results(results)
+    shutil.rmtree(results / stage)
+    md, _ = build_results_page(results, tmp_path / "r.md")
+    text = md.read_text()
+    assert "nan" not in text.lower().replace("nanmean", "")
+    assert text.count("beats baseline") == (4 if stage == "benchmark" else 5)
