@@ -65,6 +65,7 @@ rule train_oracle:
         seqcol=config["cre"]["sequence_column"],
         table_options=config["cre"].get("table_options", ""),
         extra=config["cre"].get("oracle_args", ""),
+        split=oracle_split_option(),
         outdir=lambda w, output: os.path.dirname(output[0]),
     threads: 2
     conda:
@@ -73,7 +74,7 @@ rule train_oracle:
         "logs/train_oracle.log",
     shell:
         "dnalm train-oracle --input {input.table} --sequence-column {params.seqcol} {params.table_options} "
-        "--label-columns {params.props} --out {params.outdir} --threads {threads} --no-progress {params.extra} "
+        "--label-columns {params.props} {params.split} --out {params.outdir} --threads {threads} --no-progress {params.extra} "
         "> {log} 2>&1"
 
 
