@@ -33,10 +33,13 @@ is typed by the target field (``true/false/yes/no/on/off`` for booleans; YAML fl
 comma-separated ``1,2,3`` for lists; ``null``/``none`` where the field is optional); inside a free-form ``dict``
 field the value is parsed as YAML.
 
-Why hand-written: the candidates (OmegaConf structured configs, pydantic, dacite) either accept unknown keys inside
-nested mappings, coerce ``"x"``/``1.5`` silently, or lack dotted list-index overrides with suggestions; the rules
-above are ~300 lines. ``rapidfuzz`` ranks the suggestions. This module imports only the standard library at import
-time (``yaml``/``rapidfuzz`` lazily), so ``dnalm.models`` can use it.
+Why hand-written: the libraries that could do this fit less well. pydantic (present here only as another package's
+dependency) validates dataclasses, but its lax mode coerces strings such as ``"1"`` to booleans, its strict mode
+refuses the string YAML 1.1 makes of ``1e-3``, and it has neither suggestions nor typed dotted overrides with list
+indices; OmegaConf (not installed) has struct mode and dotlists but no suggestions and is one more dependency.
+The rules above take about 400 lines on the standard library plus ``rapidfuzz`` (which ranks the suggestions).
+This module imports only the standard library at import time (``yaml``/``rapidfuzz`` lazily), so ``dnalm.models``
+can use it.
 """
 
 from __future__ import annotations

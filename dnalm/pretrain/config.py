@@ -84,7 +84,7 @@ class OptimSection:
     """AdamW, linear warm-up then cosine decay, gradient clipping."""
 
     lr: float = 1e-3  # peak learning rate
-    weight_decay: float = 0.1  # on weight matrices only (not norms, biases, embeddings, A_log, D, dt_bias)
+    weight_decay: float = 0.1  # on weight matrices only (the dnalm.training no-decay rule: not biases, norms, ...)
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])  # AdamW betas
     eps: float = 1e-8  # AdamW epsilon
     warmup_steps: int = 100  # linear warm-up from 0 to lr
