@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("dnalm.commands.finetune", "fine-tune a model on a task (GUE, GenomicBenchmarks, BED, CSV, per-base)"),
     "benchmark": ("dnalm.commands.benchmark", "run a benchmark suite: fine-tuned model vs frozen probe vs k-mer baseline"),
     "embed": ("dnalm.commands.embed", "write sequence embeddings (pooled or per base) of a table or BED to .npz/.safetensors"),
+    "predict": ("dnalm.commands.predict", "predict with a fine-tuned head on FASTA, a table or BED + genome: TSV or bedGraph/bigWig"),
     "finetune-generator": ("dnalm.commands.finetune_generator", "fine-tune a model into a conditional CRE generator (condition tokens)"),
     "generate": ("dnalm.commands.generate", "generate sequences (conditions, exact length, constraints, beam search) to FASTA"),
     "train-oracle": ("dnalm.commands.train_oracle", "train a CNN regression oracle of CRE activity (held-out Spearman/Pearson)"),

@@ -13,6 +13,7 @@ COMPUTE = {"--device", "--dtype", "--threads", "--batch-size", "--no-progress"}
 # commands that run a model, and the compute flags each takes (all five unless a reason is written here)
 RUNS_A_MODEL = {
     "embed": COMPUTE,
+    "predict": COMPUTE,
     "generate": COMPUTE,
     "score-variants": COMPUTE,
     "ism": COMPUTE,
@@ -24,7 +25,7 @@ RUNS_A_MODEL = {
     "train-oracle": {"--threads", "--batch-size", "--no-progress"},  # the oracle trainer picks the device
     "evaluate-cre": {"--threads", "--no-progress"},  # the oracle runs on CPU in one pass
 }
-WITH_MODEL = {"embed", "generate", "score-variants", "ism", "evaluate-lm", "finetune", "benchmark",
+WITH_MODEL = {"embed", "predict", "generate", "score-variants", "ism", "evaluate-lm", "finetune", "benchmark",
               "finetune-generator", "info"}
 WITH_SETTINGS = {"pretrain", "finetune", "benchmark", "finetune-generator", "train-oracle", "evaluate-cre"}
 # names that used to mean what one convention name means now
