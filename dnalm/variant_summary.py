@@ -1,4 +1,12 @@
-"""Summary of a scored VCF: status counts, score statistics, and per-class means and AUROCs."""
+"""Summary of a scored VCF: status counts, score statistics, per-class means and AUROCs, and a figure of the score
+distributions per class beside the ROC curves.
+
+Class labels come from an INFO key. VEP's ``CSQ`` and SnpEff's ``ANN`` hold ``|``-separated fields per annotation
+(their order is given in the header's Description: ``Format: Allele|Consequence|...`` for VEP,
+``'Allele | Annotation | ...'`` for SnpEff); the class of an ALT allele is the consequence field of its first
+annotation for that allele, first term (``stop_gained&splice_region_variant`` -> ``stop_gained``; both tools list the
+most severe first). Any other key, or one whose header has no field list, is taken as the class as it stands.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +22,36 @@ SCORE_KEYS = ("DNALM_LLR", "DNALM_LLR_SUM", "DNALM_EMB_COS")
 HIGHER_IS_DAMAGING = {"DNALM_EMB_COS"}  # cosine distance; for the LLRs lower is more damaging
 
 
+CONSEQUENCE_FIELDS = ("Consequence", "Annotation")  # VEP, SnpEff
+
+
+def annotation_fields(description: str) -> list[str]:
+    """Field names of a VEP ``CSQ`` / SnpEff ``ANN`` INFO header Description ([] if it lists none)."""
+    import re
+
+    m = re.search(r"Format:\s*([^\"]+)", description) or re.search(r"'([^']*\|[^']*)'", description)
+    if not m or "|" not in m.group(1):
+        return []
+    return [f.strip() for f in m.group(1).strip().strip("'").split("|")]
+
+
+def allele_class(value, alt: str, fields: list[str]) -> str | None:
+    """The class of ``alt`` from an INFO value: a consequence parsed by field, or the value itself."""
+    if value is None:
+        return None
+    entries = list(value) if isinstance(value, tuple) else [value]
+    if not fields:
+        return str(entries[0])
+    where = next((fields.index(f) for f in CONSEQUENCE_FIELDS if f in fields), None)
+    if where is None:
+        return str(entries[0])
+    allele = fields.index("Allele") if "Allele" in fields else None
+    parts = [str(e).split("|") for e in entries]
+    chosen = next((q for q in parts if allele is not None and allele < len(q) and q[allele] == alt), parts[0])
+    term = chosen[where] if where < len(chosen) else ""
+    return term.split("&")[0] or None
+
+
 def read_scored_vcf(path: str | Path, label_info: str = "CSQ") -> pd.DataFrame:
     """One row per ALT allele: chrom, pos, ref, alt, status, the DNALM_* scores and the label (if any)."""
     import pysam
@@ -26,18 +64,19 @@ def read_scored_vcf(path: str | Path, label_info: str = "CSQ") -> pd.DataFrame:
     keys = [k for k in SCORE_KEYS if k in vf.header.info]
     if "DNALM_STATUS" not in vf.header.info:
         raise InputError(f"{path}: no DNALM_STATUS INFO field; is this the output of dnalm score-variants?")
+    has_label = label_info in vf.header.info
+    fields = annotation_fields(vf.header.info[label_info].description or "") if has_label else []
     rows = []
     with vf:
         for rec in vf:
             alts = rec.alts or (".",)
             status = rec.info.get("DNALM_STATUS")
             status = status if isinstance(status, tuple) else (status,)
-            label = rec.info.get(label_info) if label_info in vf.header.info else None
-            if isinstance(label, tuple):
-                label = label[0]
+            value = rec.info.get(label_info) if has_label else None
             for i, alt in enumerate(alts):
                 row = {"chrom": rec.chrom, "pos": rec.pos, "ref": rec.ref, "alt": alt,
-                       "status": status[i] if i < len(status) else status[-1], "label": label}
+                       "status": status[i] if i < len(status) else status[-1],
+                       "label": allele_class(value, alt, fields)}
                 for k in keys:
                     v = rec.info.get(k)
                     v = v[i] if isinstance(v, tuple) and i < len(v) else v
@@ -82,4 +121,53 @@ def summarise_scored_vcf(path: str | Path, label_info: str = "CSQ", out: str | P
     if out is not None:
         with atomic_write(out) as fh:
             table.to_csv(fh, sep="\t", index=False, float_format="%.5g")
+        if scores and len(ok):
+            plot_scores_by_class(ok, scores[0], Path(out).with_suffix(".png"))
     return table
+
+
+def plot_scores_by_class(ok: pd.DataFrame, score: str, out: str | Path, max_classes: int = 8) -> Path:
+    """PNG: the distribution of ``score`` per class (left) and each class's ROC curve against the others (right;
+    oriented as the AUROC of :func:`summarise_scored_vcf`). Without labels, one distribution of all variants."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    from dnalm.utils import atomic_path
+
+    v = ok[score].to_numpy(dtype=float)
+    labels = ok["label"].astype(object).where(ok["label"].notna(), None).to_numpy()
+    keep = ~np.isnan(v)
+    classes = pd.Series(labels[keep]).dropna().value_counts().index[:max_classes].tolist()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    groups = [(c, v[keep & (labels == c)]) for c in classes] or [("all", v[keep])]
+    bins = np.histogram_bin_edges(v[keep], bins=40) if keep.any() else 10
+    for name, vals in groups:
+        ax1.hist(vals, bins=bins, histtype="step", density=True, linewidth=1.5, label=f"{name} (n={len(vals)})")
+    ax1.set_xlabel(score)
+    ax1.set_ylabel("density")
+    ax1.set_title(f"{score} by class")
+    ax1.legend(fontsize=8)
+    sign = 1.0 if score in HIGHER_IS_DAMAGING else -1.0
+    labelled = keep & pd.notna(labels)
+    if len(classes) >= 2:
+        for c in classes:
+            y = labels[labelled] == c
+            if 0 < y.sum() < len(y):
+                fpr, tpr, _ = roc_curve(y, sign * v[labelled])
+                ax2.plot(fpr, tpr, label=str(c))
+        ax2.legend(fontsize=8, title="class vs the rest")
+    else:
+        ax2.text(0.5, 0.5, "ROC needs two or more classes", ha="center", va="center", transform=ax2.transAxes)
+    ax2.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    ax2.set_xlabel("false positive rate")
+    ax2.set_ylabel("true positive rate")
+    ax2.set_title(f"ROC ({'higher' if sign > 0 else 'lower'} {score} = more damaging)")
+    fig.tight_layout()
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return out

@@ -1,7 +1,5 @@
 """Tools behind the pipeline: tasks derived from a genome annotation, scored-VCF summaries, the report."""
 
-import csv
-import gzip
 
 import numpy as np
 import pandas as pd
@@ -147,12 +145,46 @@ def test_atomic_write_leaves_nothing_on_failure_and_normal_permissions(tmp_path)
     umask = os.umask(0)
     os.umask(umask)
     assert mode == 0o666 & ~umask
-    with pytest.raises(RuntimeError):
-        with atomic_write(tmp_path / "b.txt") as fh:
-            fh.write("half")
-            raise RuntimeError("boom")
-    with pytest.raises(RuntimeError):
-        with atomic_path(tmp_path / "c.vcf.gz") as p:
-            p.write_text("half")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), atomic_write(tmp_path / "b.txt") as fh:
+        fh.write("half")
+        raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "c.vcf.gz") as p:
+        p.write_text("half")
+        raise RuntimeError("boom")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+@pytest.mark.parametrize("key, description, entry", [
+    ("CSQ", "Consequence annotations from Ensembl VEP. Format: Allele|Consequence|IMPACT|SYMBOL|Gene",
+     "{alt}|{cls}&splice_region_variant|HIGH|GENE1|G1,T|intron_variant|MODIFIER|GENE1|G1"),
+    ("ANN", "Functional annotations: 'Allele | Annotation | Annotation_Impact | Gene_Name | Gene_ID '",
+     "T|intron_variant|MODIFIER|GENE1|G1,{alt}|{cls}|HIGH|GENE1|G1"),
+])
+def test_variant_summary_parses_vep_and_snpeff_by_field(tmp_path, key, description, entry):
+    """The class is the consequence of the annotation for that ALT allele (first term), not the whole string."""
+    from dnalm.variant_summary import allele_class, annotation_fields, read_scored_vcf
+
+    lines = [
+        "##fileformat=VCFv4.2", "##contig=<ID=chrI,length=1000>",
+        f'##INFO=<ID={key},Number=.,Type=String,Description="{description}">',
+        '##INFO=<ID=DNALM_LLR,Number=A,Type=Float,Description="x">',
+        '##INFO=<ID=DNALM_STATUS,Number=.,Type=String,Description="x">',
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO",
+    ]
+    rng = np.random.default_rng(1)
+    truth = []
+    for i in range(30):
+        cls = "stop_gained" if i % 2 else "synonymous_variant"
+        truth.append(cls)
+        value = entry.format(alt="C", cls=cls)
+        lines.append(f"chrI\t{i + 10}\t.\tA\tC\t.\tPASS\t{key}={value};DNALM_LLR={rng.normal(-(i % 2)):.4f};"
+                     "DNALM_STATUS=ok")
+    path = tmp_path / "v.vcf"
+    path.write_text("\n".join(lines) + "\n")
+    df = read_scored_vcf(path, label_info=key)
+    assert df["label"].tolist() == truth
+    t = summarise_scored_vcf(path, label_info=key, out=tmp_path / "s.tsv")
+    assert set(t.query("what == 'class'")["group"]) == {"stop_gained", "synonymous_variant"}
+    with open(tmp_path / "s.png", "rb") as fh:  # score distributions per class + ROC
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert annotation_fields("x") == [] and allele_class(("stop_gained",), "C", []) == "stop_gained"
