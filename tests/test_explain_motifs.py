@@ -131,3 +131,23 @@ def test_meme_roundtrip_and_attribution_weighting(tmp_path):
     top = df.iloc[0]
     assert (top.start, top.end, top.strand) == (10, 16, "+")
     assert top.attribution == pytest.approx(6.0) and top.attribution_frac == pytest.approx(1.0)
+
+
+def test_read_sequences_fasta_table_and_errors(tmp_path):
+    from dnalm.explain.run import read_sequences
+
+    fa = tmp_path / "s.fa"
+    fa.write_text(">a\nACGTN\n>b desc\nacgtacgt\n")
+    seqs, names, coords = read_sequences(fa)
+    assert seqs == ["ACGTN", "ACGTACGT"] and names == ["a", "b"] and coords is None
+    tsv = tmp_path / "t.tsv"
+    tsv.write_text("sequence\tlabel\nACGT\t0\nGGGG\t1\nTTTT\t1\n")
+    seqs, names, _ = read_sequences(tsv, label="1", max_sequences=1)
+    assert seqs == ["GGGG"] and names == ["row2"]
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("sequence\nACGU\n")
+    with pytest.raises(InputError, match="row1"):
+        read_sequences(bad)
+    with pytest.raises(InputError, match="needs --fasta"):
+        (tmp_path / "r.bed").write_text("chrI\t0\t10\n")
+        read_sequences(tmp_path / "r.bed")
