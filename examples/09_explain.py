@@ -7,7 +7,7 @@
 3. writes ``attributions.npz``, ``summary.tsv`` and a logo of the top sequence with ``write_attributions``;
 4. scans the attributed sequences for the planted motif (FIMO-style p-values) and shows that the hits carry the
    attribution;
-5. with ``--motifs JASPAR_FILE``: attributes 160 more positives and runs TF-MoDISco on them; the discovered
+5. with ``--motifs JASPAR_FILE``: attributes 400 more positives and runs TF-MoDISco on them; the discovered
    pattern is matched to the database (TOMTOM q-values) and drawn beside its best match (``motifs/patterns.png``).
 
 Run: ``python examples/09_explain.py [OUT_DIR] [--steps N] [--motifs FILE]`` (a minute on one CPU thread; a few
@@ -115,7 +115,7 @@ def main() -> None:
         from dnalm.explain.discover import discover, write_report
         from dnalm.explain.motifs import read_motifs
 
-        seqs, y, _ = planted(320, np.random.default_rng(2))
+        seqs, y, _ = planted(800, np.random.default_rng(2))
         x, mask = one_hot(seqs)
         more = attribute(target, x[y == 1], mask[y == 1], method="ig", n_shuffles=2, steps=8)
         db = read_motifs(args.motifs)

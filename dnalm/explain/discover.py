@@ -113,7 +113,8 @@ def discover(
         one_hot=np.ascontiguousarray(x.transpose(0, 2, 1)), hypothetical_contribs=np.ascontiguousarray(hyp.transpose(0, 2, 1)),
         sliding_window_size=window, flank_size=flank, max_seqlets_per_metacluster=max_seqlets,
         min_metacluster_size=min_cluster, final_min_cluster_size=min_cluster, n_leiden_runs=n_leiden_runs,
-        trim_to_window_size=window + 2 * flank, initial_flank_to_add=flank, verbose=False,
+        trim_to_window_size=window + 2 * flank, initial_flank_to_add=flank, min_num_to_trim_to=min(30, min_cluster),
+        verbose=False,
     )
     patterns = []
     for prefix, group in (("pos_patterns", pos), ("neg_patterns", neg)):

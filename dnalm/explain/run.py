@@ -137,7 +137,8 @@ def attribute_sequences(target, sequences: Sequence[str], names: Sequence[str], 
     attr = attribute(target, x, mask, method=method, baseline=baseline, n_shuffles=n_shuffles, steps=steps,
                      batch_size=batch_size, seed=seed, device=device, progress=progress)
     return write_attributions(attr, x, mask, list(names), out_dir, coords=coords, top=top,
-                              meta={**(meta or {}), "baseline": baseline, "seed": seed})
+                              meta={**(meta or {}), "seed": seed,
+                                    **({"baseline": baseline} if method in ("ig", "deeplift") else {})})
 
 
 def scan_to_file(out: str | os.PathLike, motifs_path: str | os.PathLike, input: str | None = None, fasta: str | None = None,
