@@ -30,6 +30,8 @@ SKIP = {
     "needs a trained conditional generator (tests/test_generate_cli.py trains one)",
     'records, sidecar = generate.generate_to_fasta(model, "generated.fa", ["expression=0", "expression=4"], num=100,':
     "continues the snippet above (a trained generator; tests/test_generate_cli.py runs it)",
+    'model = SequenceModel.load("results/ft_tata/model")': "needs a fine-tuned model (tests/test_explain_attribution.py "
+    "and examples/09_explain.py make the same calls)",
 }
 
 

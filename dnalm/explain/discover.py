@@ -84,6 +84,7 @@ def discover(
     n_leiden_runs: int = 4,
     trim_threshold: float = 0.3,
     top: int = 5,
+    min_match_width: int = 5,
     seed: int = 0,
 ) -> list[Pattern]:
     """TF-MoDISco patterns of an attribution set, matched to ``motifs``.
@@ -99,6 +100,8 @@ def discover(
         n_leiden_runs: Leiden clusterings per round (modisco's default 50 is slow on a CPU).
         trim_threshold: CWM trimming of reported matrices.
         top: database matches kept per pattern.
+        min_match_width: patterns narrower than this after trimming are reported but not matched (TOMTOM p-values
+            of 1-4 columns are not specific: a 3-column GAC matches dozens of matrices).
         seed: numpy seed (modisco's clustering draws from numpy's global generator).
 
     Returns:
@@ -123,8 +126,9 @@ def discover(
             s = trim(cwm, trim_threshold)
             patterns.append(Pattern(f"{prefix}.pattern_{i}", len(pat.seqlets), cwm[:, s],
                                     np.asarray(pat.sequence).T[:, s], np.asarray(pat.hypothetical_contribs).T[:, s]))
-    if motifs is not None and patterns:
-        for p, m in zip(patterns, match_patterns([p.ppm for p in patterns], motifs, top)):
+    wide = [p for p in patterns if p.ppm.shape[1] >= min_match_width]  # a 1-3 column PPM matches anything
+    if motifs is not None and wide:
+        for p, m in zip(wide, match_patterns([p.ppm for p in wide], motifs, top)):
             p.matches = m
     return patterns
 
