@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dnalm.explain.discover import bh_qvalues, discover, trim
+from dnalm.explain.discover import bh_qvalues, discover, patterns_table, trim
 from dnalm.explain.motifs import motif_set
 from dnalm.explain.onehot import one_hot
 
@@ -19,6 +19,7 @@ def test_bh_qvalues_match_scipy():
     p = np.random.default_rng(0).uniform(size=200) ** 3
     np.testing.assert_allclose(bh_qvalues(p), false_discovery_control(p, method="bh"), rtol=1e-12)
     assert trim(np.array([[0.0, 0.1, 1.0, 0.5, 0.05]] * 4)) == slice(2, 4)
+    assert list(patterns_table([]).columns)[:2] == ["pattern", "n_seqlets"]  # an empty result still has its header
 
 
 @pytest.mark.slow

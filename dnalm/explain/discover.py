@@ -142,7 +142,8 @@ def patterns_table(patterns: list[Pattern]):
         for r, m in enumerate(p.matches or [{}]):
             rows.append({"pattern": p.name, "n_seqlets": p.n_seqlets, "width": p.cwm.shape[1], "rank": r + 1 if m else 0,
                          **{k: m.get(k) for k in ("motif_id", "motif_name", "p_value", "q_value", "offset", "strand")}})
-    return pd.DataFrame(rows)
+    cols = ["pattern", "n_seqlets", "width", "rank", "motif_id", "motif_name", "p_value", "q_value", "offset", "strand"]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def write_report(patterns: list[Pattern], motifs: MotifSet | None, out_dir: str | os.PathLike, title: str = "Discovered motifs",
