@@ -4,11 +4,15 @@ From a prepared genome (``dnalm prepare-genome``, which writes ``NAME.genes.bed`
 GenBank input) this module derives:
 
 * a promoter task (GUE layout ``train.csv``, ``dev.csv``, ``test.csv`` with ``sequence,label``): the ``length``
-  bases upstream of each protein-coding CDS start (strand-aware) are promoters (1); windows of the same length
-  drawn uniformly from the rest of the genome (no overlap with any promoter window) are non-promoters (0);
-  chromosome-level split (the last chromosomes are test, the one before them dev);
-* a CRE table of promoter sequences (``cre_length`` upstream bases) with properties: ``ribosomal_protein``
-  (1 for RPL*/RPS* genes, the most highly expressed promoter class in yeast, else 0) and ``gc``;
+  bases upstream of each protein-coding CDS start (strand-aware) are promoters (1); non-promoters (0) are windows of
+  the same length from the rest of the genome (no overlap with any promoter window, random strand) *matched to the
+  promoters' GC content* split by split, so that base composition alone cannot separate the classes;
+  chromosome-level split (the last two chromosomes are test; dev is several of the smallest other chromosomes,
+  about 12% of the bases);
+* a CRE table of promoter sequences (``cre_length`` upstream bases) with properties: ``cai``, the codon adaptation
+  index of the gene's ORF (Sharp & Li 1987, with the ribosomal-protein genes as the reference set: an expression
+  proxy that every gene has, computed from the genome alone), ``ribosomal_protein`` (1 for RPL*/RPS* genes), ``gc``
+  and ``split`` (the chromosome's train/dev/test split, for an oracle evaluated on held-out chromosomes);
 * a VCF of coding SNVs: for random codons of single-exon ORFs, every SNV that creates a stop codon
   (``stop_gained``) and every synonymous SNV, with the consequence in INFO/CSQ (1-based positions, + strand).
 """
@@ -143,14 +147,20 @@ def codon_adaptation_index(cds: str, weights: dict[str, float]) -> float:
     return float(np.exp(np.mean(ln))) if ln else float("nan")
 
 
-def chromosome_splits(chroms: list[str], n_test: int = 2, n_dev: int = 3) -> dict[str, str]:
-    """Chromosome -> split: the last ``n_test`` chromosomes are test; ``n_dev`` chromosomes spread evenly over the
-    rest are dev (several chromosomes, so that checkpoint selection does not hinge on one chromosome's
-    idiosyncrasies); the others are train."""
-    if len(chroms) < n_test + n_dev + 1:
-        raise InputError(f"{len(chroms)} chromosomes: need at least {n_test + n_dev + 1} for the train/dev/test split")
+def chromosome_splits(sizes: dict[str, int], n_test: int = 2, dev_fraction: float = 0.12, min_dev: int = 2) -> dict[str, str]:
+    """Chromosome -> split: the last ``n_test`` chromosomes are test; dev is the smallest other chromosomes, added until
+    they hold ``dev_fraction`` of the non-test bases (at least ``min_dev`` of them: several chromosomes, so that
+    checkpoint selection does not hinge on one chromosome's idiosyncrasies); the others are train."""
+    chroms = list(sizes)
+    if len(chroms) < n_test + min_dev + 1:
+        raise InputError(f"{len(chroms)} chromosomes: need at least {n_test + min_dev + 1} for the train/dev/test split")
     rest = chroms[: len(chroms) - n_test]
-    dev = {rest[int(i)] for i in np.linspace(0, len(rest) - 1, n_dev + 2)[1:-1].round()}
+    total = sum(sizes[c] for c in rest)
+    dev: list[str] = []
+    for c in sorted(rest, key=lambda c: sizes[c]):
+        if len(dev) >= min_dev and sum(sizes[d] for d in dev) >= dev_fraction * total:
+            break
+        dev.append(c)
     return {c: "test" if c not in rest else ("dev" if c in dev else "train") for c in chroms}
 
 
@@ -228,7 +238,7 @@ def derive_tasks(
     occupied = {c: np.zeros(sizes[c], dtype=bool) for c in chroms}
     for c, s, e, _, _ in promoter_windows(genes, sizes, promoter_length):
         occupied[c][s:e] = True
-    split_of = chromosome_splits(chroms)
+    split_of = chromosome_splits(sizes)
     total = sum(sizes.values())
     rows: dict[str, list] = {"train": [], "dev": [], "test": []}
     for c, s, e, strand, _ in prom:

@@ -1,4 +1,5 @@
-"""The k-mer baseline: k-mer spectrum frequencies (k = 1..6 by default) + logistic/ridge regression.
+"""The k-mer baseline: k-mer spectrum frequencies (k = 1..6 by default) + logistic/ridge regression; and the GC-content
+baseline (one feature), which says how much of a task base composition alone explains.
 
 Features are vectorised over all sequences at once (a rolling base-4 code over one flat id array); k-mers
 containing N or crossing a sequence boundary are not counted. Each k's counts are divided by the number of
@@ -102,6 +103,27 @@ def kmer_baseline(task: Task, ks: Sequence[int] = DEFAULT_K, grid=None, seed: in
         grid = DEFAULT_KMER_C
     res = fit_probe(X["train"], y["train"], X["dev"], y["dev"], task.kind, task.metric, task.num_outputs, grid, seed,
                     scale="maxabs")
+    res.test_metrics = compute_metrics(task.kind, y["test"], probe_scores(res.estimator, X["test"], task.kind,
+                                                                          task.num_outputs))
+    res.seconds = time.time() - t0
+    return res
+
+
+def gc_baseline(task: Task, seed: int = 0) -> ProbeResult:
+    """GC content (G+C over called bases) as the only feature + logistic (classes, labels) or ridge (numbers); the
+    penalty chosen on dev by the task metric; test metrics in the result."""
+    if task.kind == "token_classification":
+        raise ConfigError(f"task {task.name}: the GC baseline has no per-nucleotide form")
+    t0 = time.time()
+
+    def gc(seqs) -> np.ndarray:
+        f = kmer_features(seqs, [1], normalize=False).toarray()  # A C G T counts
+        return ((f[:, 1] + f[:, 2]) / np.maximum(f.sum(1), 1))[:, None]
+
+    X = {s: gc(task.split(s).sequences) for s in ("train", "dev", "test")}
+    y = {s: task.split(s).labels for s in X}
+    grid = None if task.kind == "regression" else DEFAULT_KMER_C
+    res = fit_probe(X["train"], y["train"], X["dev"], y["dev"], task.kind, task.metric, task.num_outputs, grid, seed)
     res.test_metrics = compute_metrics(task.kind, y["test"], probe_scores(res.estimator, X["test"], task.kind,
                                                                           task.num_outputs))
     res.seconds = time.time() - t0

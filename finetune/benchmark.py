@@ -45,6 +45,7 @@ class BenchmarkConfig:
     kmer_k: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6])  # k values of the spectrum
     kmer_grid: list[float] = field(default_factory=list)  # k-mer penalties (empty = 1e-3..100 / ridge default)
     kmer_full_train: bool = True  # also fit the k-mer baseline on the full train split when train was subsampled
+    gc: bool = False  # GC-content-only baseline (one feature + logistic/ridge): what base composition alone explains
     save_models: bool = False  # keep each fine-tuned model under OUT/TASK/finetune_POOLING/model
     workers: int = 1  # run (task, method) jobs in this many processes, one torch thread each
     progress_bar: bool = True  # progress bars
@@ -166,6 +167,8 @@ def model_fingerprint(model) -> str:
 def _job_cost(method: str, pooling: str, task: Task, full: Task, ft_cfg, config: BenchmarkConfig) -> float:
     """Rough work of a job in token passes (a training step ~ 3 forward passes); only orders the queue."""
     mean_len = float(np.mean([len(s) for s in task.test.sequences])) if len(task.test) else 1.0
+    if method == "gc":
+        return 0.01 * mean_len * len(task.train)
     if method in ("kmer", "kmer_full"):
         return 0.05 * mean_len * (len(full.train) if method == "kmer_full" else len(task.train))
     if method == "probe":
@@ -196,6 +199,8 @@ def _method_label(job_method: str, task: Task, config: BenchmarkConfig, pooling:
         ks = [int(k) for k in config.kmer_k]
         span = f"{ks[0]}..{ks[-1]}" if ks == list(range(ks[0], ks[-1] + 1)) else ",".join(map(str, ks))
         return f"k-mer (k={span}) + {learner}" + (", full train" if job_method == "kmer_full" else "")
+    if job_method == "gc":
+        return f"GC content + {learner}"
     if job_method == "probe":
         return f"frozen {config.probe_pooling}-pooled embedding + {learner}"
     return f"fine-tuned ({pooling} pooling)"
@@ -223,6 +228,11 @@ def _run_job(job: _Job) -> dict:
             if job.method == "kmer_full":
                 used = dataclasses.replace(task, train=full.train)
             r = kmer_baseline(used, list(config.kmer_k), config.kmer_grid or None, config.seed)
+            test, dev, extra = r.test_metrics, r.dev_metrics, {"param": r.param}
+        elif job.method == "gc":
+            from finetune.baselines import gc_baseline
+
+            r = gc_baseline(task, config.seed)
             test, dev, extra = r.test_metrics, r.dev_metrics, {"param": r.param}
         elif job.method == "probe":
             from finetune.heads import load_backbone
@@ -278,6 +288,8 @@ def _task_jobs(name: str, spec: TaskSpec, config: BenchmarkConfig, model: str, o
         methods.append(("kmer", ""))
         if config.kmer_full_train and len(full.train) > len(task.train):
             methods.append(("kmer_full", ""))
+    if config.gc and task.kind != "token_classification":
+        methods.append(("gc", ""))
     if config.probe:
         methods.append(("probe", ""))
         if config.probe_max_train and len(task.train) > config.probe_max_train:

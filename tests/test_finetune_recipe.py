@@ -117,3 +117,21 @@ def test_feature_statistics_are_saved_with_the_head_and_old_heads_load_as_identi
     (tmp_path / "head.json").write_text(json.dumps({**meta, "version": 1}))
     old = SequenceModel.load(tmp_path)
     assert torch.equal(old.head.norm.std, torch.ones(32)) and torch.equal(old.head.net[1].weight, model.head.net[1].weight)
+
+
+def test_gc_baseline_sees_gc_and_nothing_else():
+    from finetune.baselines import gc_baseline
+    from finetune.tasks import Task, TaskSplit
+
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        # class 1: GC-rich, class 0: AT-rich
+        seqs = ["".join(rng.choice(list("GCGCAT" if i % 2 else "ATATGC"), 60)) for i in range(n)]
+        return TaskSplit(seqs, np.arange(n) % 2)
+
+    task = Task("toy", "binary", 1, "mcc", split(80), split(40), split(40))
+    assert gc_baseline(task).test_metrics["auroc"] > 0.95
+    same_gc = [TaskSplit(["".join(rng.choice(list("ACGT"), 60)) for _ in range(n)], np.arange(n) % 2)
+               for n in (80, 40, 40)]
+    assert abs(gc_baseline(Task("toy", "binary", 1, "mcc", *same_gc)).test_metrics["auroc"] - 0.5) < 0.2

@@ -44,6 +44,31 @@ def test_promoter_task_is_balanced_split_by_chromosome_and_upstream(derived, dem
     assert pos.isin(upstream).all()
 
 
+def test_promoter_negatives_match_the_positives_gc_and_dev_spans_several_chromosomes(derived):
+    out, _, summary = derived
+    for split in ("train", "dev", "test"):
+        df = pd.read_csv(out / "promoters" / f"{split}.csv")
+        gc = df["sequence"].map(lambda s: (s.count("G") + s.count("C")) / len(s))
+        pos, neg = gc[df["label"] == 1], gc[df["label"] == 0]
+        assert len(pos) == len(neg)
+        assert abs(pos.mean() - neg.mean()) < 0.01 and abs(pos.std() - neg.std()) < 0.02
+        # GC alone does not separate the classes
+        assert abs(roc_auc_score(df["label"], gc) - 0.5) < 0.1
+    assert len(summary["promoters"]["dev"]["chromosomes"]) >= 2
+    chroms = {c for s in summary["promoters"].values() for c in s["chromosomes"]}
+    assert sum(len(s["chromosomes"]) for s in summary["promoters"].values()) == len(chroms)  # disjoint
+
+
+def test_codon_adaptation_index_against_a_hand_computed_value():
+    from data_prep.demo_tasks import codon_adaptation_index, relative_adaptiveness
+
+    # reference: Lys AAA x3, AAG x1; Gly GGT x2 (GGC, GGA, GGG unseen); pseudocount 0.5 on every codon
+    w = relative_adaptiveness(["ATGAAAAAAAAAAAGGGTGGTTAA"])
+    assert w["AAA"] == 1.0 and w["AAG"] == pytest.approx(1.5 / 3.5) and w["GGC"] == pytest.approx(0.5 / 2.5)
+    # ATG (Met) and the stop are not counted: geometric mean of w(AAG), w(GGC)
+    assert codon_adaptation_index("ATGAAGGGCTAA", w) == pytest.approx(np.sqrt(1.5 / 3.5 * 0.5 / 2.5))
+
+
 def test_cre_table_marks_ribosomal_protein_genes(derived):
     out, _, summary = derived
     df = pd.read_csv(out / "cre" / "promoters.tsv", sep="\t")
@@ -53,6 +78,10 @@ def test_cre_table_marks_ribosomal_protein_genes(derived):
     assert df["sequence"].str.len().eq(150).all()
     gc = df["sequence"].map(lambda s: (s.count("G") + s.count("C")) / len(s))
     np.testing.assert_allclose(gc, df["gc"], atol=1e-4)
+    # codon adaptation index with the ribosomal-protein genes as reference: they score highest
+    assert df["cai"].between(0, 1).all()
+    assert df.loc[df["ribosomal_protein"] == 1, "cai"].median() > df["cai"].quantile(0.9)
+    assert set(df["split"]) == {"train", "dev", "test"}
 
 
 def test_coding_snvs_have_the_stated_consequence(derived, demo_yeast_dir):
