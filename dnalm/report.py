@@ -35,7 +35,7 @@ class Headline:
     baseline: str  # what it is compared with (e.g. "k-mer (k=1..6) + logistic")
     baseline_value: float | None
     higher_is_better: bool = True
-    target: str = ""  # a done-when target, shown in the section text
+    target: float | None = None  # a bar the result should also clear (e.g. AUROC 0.55), named in the verdict
 
     @property
     def difference(self) -> float | None:
@@ -49,7 +49,11 @@ class Headline:
         if d is None or math.isnan(d):
             return "not run"
         better = d > 0 if self.higher_is_better else d < 0
-        return "beats baseline" if better else ("ties baseline" if d == 0 else "does not beat baseline")
+        verdict = "beats baseline" if better else ("ties baseline" if d == 0 else "does not beat baseline")
+        if self.target is not None and self.value is not None:
+            met = self.value >= self.target if self.higher_is_better else self.value <= self.target
+            verdict += f"; target {self.target:g} {'met' if met else 'not met'}"
+        return verdict
 
 
 @dataclass
@@ -287,7 +291,7 @@ def variants_section(results: Path) -> tuple[list[Headline], Section] | None:
         auc = float(roc_auc_score(y, -ok["DNALM_LLR"]))
         other = "synonymous" if "synonymous" in classes and len(classes) == 2 else "the other classes"
         heads.append(Headline("variant effects", f"AUROC(−LLR), {damaging} vs {other}", "pretrained model (zero-shot)",
-                              auc, "chance", 0.5))
+                              auc, "chance", 0.5, target=0.55))
         per = pd.DataFrame([{"class": c, "alleles": int((ok["label"] == c).sum()),
                              "mean LLR": _fmt(float(ok.loc[ok["label"] == c, "DNALM_LLR"].mean())),
                              "median LLR": _fmt(float(ok.loc[ok["label"] == c, "DNALM_LLR"].median()))} for c in classes])
@@ -325,13 +329,14 @@ def cre_section(results: Path) -> tuple[list[Headline], Section] | None:
     for target, m in heldout.items():
         split = report.get("split", "random (seeded)")
         heads.append(Headline("CRE oracle", f"held-out Spearman, {target}", "CNN oracle", m.get("spearman"),
-                              "no signal", 0.0))
+                              "no signal", 0.0, target=0.3))
         sec.text.append(f"The oracle predicts **{target}** on {m.get('n', 0):,} held-out rows (split: {split}) with "
                         f"Spearman {_fmt(m.get('spearman'), 3)} and Pearson {_fmt(m.get('pearson'), 3)}.")
     if summary:
         for prop, t in (summary.get("high_vs_low") or {}).items():
             heads.append(Headline("CRE generation", f"oracle AUC, generated {prop} class {t['high_class']} vs "
-                                  f"{t['low_class']}", "conditional generator", t["auc_high_vs_low"], "chance", 0.5))
+                                  f"{t['low_class']}", "conditional generator", t["auc_high_vs_low"], "chance", 0.5,
+                                  target=0.65))
             sec.text.append(f"Generated **{prop}={t['high_class']}** vs **{prop}={t['low_class']}** sequences "
                             f"({t['n_high']} and {t['n_low']}): oracle means {_fmt(t['oracle_mean_high'], 3)} vs "
                             f"{_fmt(t['oracle_mean_low'], 3)}, AUC {t['auc_high_vs_low']:.3f}, one-sided Mann-Whitney "
@@ -515,7 +520,7 @@ def _html_table(df: pd.DataFrame, verdict: bool = False) -> str:
         for c, v in zip(df.columns, row):
             cls = ""
             if verdict and c == "verdict":
-                cls = " class='good'" if v == "beats baseline" else " class='bad'"
+                cls = " class='good'" if v.startswith("beats baseline") and "not met" not in v else " class='bad'"
             tds.append(f"<td{cls}>{html.escape(_fmt(v))}</td>")
         cells.append("<tr>" + "".join(tds) + "</tr>")
     return "".join(cells) + "</table>"

@@ -76,6 +76,7 @@ def test_results_page_has_a_headline_table_sections_and_embedded_images(tmp_path
     # headline first, one row per stage result, with verdicts computed in the right direction
     head = md.split("## Headline")[1].split("\n## ")[0]
     assert head.count("beats baseline") == 6 and "does not beat" not in head  # bits/base: lower wins
+    assert "target 0.3 met" in head and "target 0.65 met" in head
     assert "| pretraining | held-out bits/base (chrXVI) | 1.9200 (pretrained model) | 1.9320 (Markov k=4" in head
     for section in ("Pretraining and held-out language modelling", "Fine-tuning benchmark", "Zero-shot variant effects",
                     "CRE design"):
@@ -97,8 +98,10 @@ def test_results_page_has_a_headline_table_sections_and_embedded_images(tmp_path
 def test_headline_verdicts_and_missing_values():
     rows = headline_table([Headline("lm", "bits", "m", 1.90, "markov", 1.95, higher_is_better=False),
                            Headline("ft", "mcc", "m", 0.3, "kmer", 0.4),
-                           Headline("cre", "auc", "m", None, "chance", 0.5)])
-    assert list(rows["verdict"]) == ["beats baseline", "does not beat baseline", "not run"]
+                           Headline("cre", "auc", "m", None, "chance", 0.5),
+                           Headline("cre", "rho", "m", 0.1, "none", 0.0, target=0.3)])
+    assert list(rows["verdict"]) == ["beats baseline", "does not beat baseline", "not run",
+                                     "beats baseline; target 0.3 not met"]
     assert rows["difference"].iloc[2] == "—" and rows["model"].iloc[2].startswith("—")
 
 
