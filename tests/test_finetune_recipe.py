@@ -22,8 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def small_task_and_backbone(demo_yeast_dir, tmp_path_factory):
     from data_prep.demo_tasks import derive_tasks
     from dnalm.models import load_model
-    from dnalm.pretrain import pretrain
-    from dnalm.pretrain_config import load_config
+    from dnalm.pretrain import load_config, pretrain
     from finetune.tasks import load_task
 
     out = tmp_path_factory.mktemp("recipe")
