@@ -9,7 +9,11 @@ import numpy as np
 
 
 def plot_ism(table, path: str | os.PathLike, title: str | None = None) -> Path:
-    """Heatmap of the ISM LLRs and a logomaker logo of the per-position importance (PNG, atomically)."""
+    """Heatmap of the ISM LLRs and a logomaker logo of the per-position importance (PNG, atomically).
+
+    The x axis is the TSV's ``position`` column (1-based genome coordinates for a region, 1.. for a sequence), so
+    a base is found at the same number in the plot and in the table.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,10 +29,11 @@ def plot_ism(table, path: str | os.PathLike, title: str | None = None) -> Path:
     fig, (ax_logo, ax_map) = plt.subplots(
         2, 1, figsize=(width, 4.5), sharex=True, gridspec_kw={"height_ratios": [1, 1]}
     )
-    logo = pd.DataFrame(0.0, index=range(L), columns=list("ACGT"))
-    for j, (ref, imp) in enumerate(zip(table["ref"], table["importance"])):
+    pos = table["position"].to_numpy(dtype=np.int64)
+    logo = pd.DataFrame(0.0, index=pos, columns=list("ACGT"))
+    for p, ref, imp in zip(pos, table["ref"], table["importance"]):
         if ref in "ACGT":
-            logo.loc[j, ref] = imp
+            logo.loc[p, ref] = imp
     logomaker.Logo(logo, ax=ax_logo, color_scheme="classic")
     ax_logo.set_ylabel("importance\n(-mean LLR)")
     lim = float(np.nanmax(np.abs(mat))) or 1e-9
@@ -39,10 +44,13 @@ def plot_ism(table, path: str | os.PathLike, title: str | None = None) -> Path:
         vmin=-lim,
         vmax=lim,
         interpolation="nearest",
-        extent=(-0.5, L - 0.5, 3.5, -0.5),
+        extent=(pos[0] - 0.5, pos[-1] + 0.5, 3.5, -0.5),  # positions are consecutive
     )
     ax_map.set_yticks(range(4), list("ACGT"))
-    ax_map.set_xlabel(f"position (from {table['position'].iloc[0]})")
+    chrom = f"{table['chrom'].iloc[0]} " if "chrom" in table and table["chrom"].iloc[0] else ""
+    ax_map.set_xlabel(f"{chrom}position (1-based, as in the TSV)")
+    ax_map.ticklabel_format(axis="x", style="plain", useOffset=False)
+    ax_map.set_xlim(pos[0] - 0.5, pos[-1] + 0.5)  # logomaker widens the shared axis otherwise
     fig.colorbar(im, ax=[ax_logo, ax_map], shrink=0.6, label="LLR (mutant - reference)")
     if title:
         ax_logo.set_title(title)
