@@ -12,6 +12,7 @@ file handle per process, so a ``Genome`` can be handed to DataLoader workers (fo
 from __future__ import annotations
 
 import difflib
+import logging
 import operator
 import os
 import re
@@ -21,8 +22,10 @@ from pathlib import Path
 import pysam
 
 from dnalm.errors import InputError
-from dnalm.io.compression import compression
+from dnalm.io.compression import check_complete_bgzf, compression
 from dnalm.tokenizer import reverse_complement
+
+log = logging.getLogger(__name__)
 
 # names of the mitochondrial genome in common assemblies (UCSC, Ensembl, NCBI, WormBase, SGD)
 _MITO_NAMES = {"m", "mt", "mtdna", "mito", "mitochondrion", "mitochondria", "chrm", "chrmt"}
@@ -107,6 +110,8 @@ class Genome:
                 f"`dnalm prepare-genome {self.path} --out DIR` after decompressing"
             )
         self.compressed = kind == "bgzf"
+        if self.compressed:
+            check_complete_bgzf(self.path)
         self._ensure_index()
         self._handle: pysam.FastaFile | None = None
         self._pid: int | None = None
@@ -124,9 +129,25 @@ class Genome:
         return paths
 
     def _ensure_index(self) -> None:
+        from dnalm.io.fai_check import stale_index_reason
+
         missing = [p for p in self._index_paths() if not p.exists()]
         if not missing:
-            return
+            reason = stale_index_reason(self.path, self.compressed)
+            if reason is None:
+                return
+            folder = self.path.resolve().parent
+            names = " and ".join(p.name for p in self._index_paths())
+            if not _folder_writable(folder):
+                raise InputError(
+                    f"{self.path}: the FASTA index ({names}) does not match the file ({reason}): the FASTA was "
+                    f"changed after it was indexed, and the folder {folder} is read-only. Rebuild the index "
+                    f"(`samtools faidx`) or write a clean copy with `dnalm prepare-genome {self.path} --out DIR`."
+                )
+            log.warning("warning: %s: the FASTA index does not match the file (%s); rebuilding it", self.path, reason)
+            missing = self._index_paths()
+            for p in missing:
+                p.unlink(missing_ok=True)
         folder = self.path.resolve().parent
         names = " and ".join(p.name for p in missing)
         if not _folder_writable(folder):
