@@ -97,11 +97,36 @@ def load_sequences(
 
         if not path.exists():
             raise InputError(f"{path}: no such file")
-        header = pd.read_csv(path, sep=guess_sep(path), nrows=0).columns
+        try:
+            header = pd.read_csv(path, sep=guess_sep(path), nrows=0).columns
+        except pd.errors.EmptyDataError:
+            raise InputError(f"{path}: the table is empty (no header line, no rows)") from None
         label_columns = ["label"] if "label" in header else None
     table = SequenceTable(path, sequence_column=sequence_column, label_columns=label_columns)
     seqs = table.frame[sequence_column].astype(str).str.strip().str.upper().tolist()
     return seqs, table.labels, {}
+
+
+def _check_lengths(model, seqs: list[str], extra: dict, source) -> None:
+    """Refuse, before any work, a sequence longer than the model takes ([BOS] + bases + [EOS]), naming it."""
+    config = getattr(model, "config", None) or getattr(getattr(model, "backbone", None), "config", None)
+    limit = getattr(config, "max_length", None)
+    if not limit:
+        return
+    longest = max(range(len(seqs)), key=lambda i: len(seqs[i]))
+    if len(seqs[longest]) + 2 <= limit:
+        return
+    too_long = sum(len(s) + 2 > limit for s in seqs)
+    if "name" in extra:
+        which = f"record {extra['name'][longest]!r}"
+    elif "chrom" in extra:
+        which = f"interval {extra['chrom'][longest]}:{extra['start'][longest]}-{extra['end'][longest]}"
+    else:
+        which = f"row {longest + 1}"
+    raise InputError(
+        f"{source}: {which} has {len(seqs[longest]):,} bases; the model takes at most {limit - 2:,} "
+        f"({too_long:,} sequence(s) too long): shorten them (--length for BED) or use a longer-context model"
+    )
 
 
 def embed_file(
@@ -147,6 +172,7 @@ def embed_file(
     if not seqs:
         raise InputError(f"{input}: no sequences")
     m = load_backbone(model)
+    _check_lengths(m, seqs, extra, input)
     emb = embed_sequences(m, seqs, pooling, per_token, batch_size, progress)
     arrays: dict[str, np.ndarray] = {}
     if per_token:

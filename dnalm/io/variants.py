@@ -377,6 +377,7 @@ def _alt_problem(alt: str) -> tuple[str, str] | None:
 
 def _classify(records, genome: Genome | None, name: str, strict: bool, vcf_header_lines: int | None) -> list:
     rows = []
+    unknown: dict[str, list[str]] = {}
     priority = {status: i for i, status in enumerate(VARIANT_STATUSES)}
     for rec, chrom, pos, vid, ref, alts in records:
         ref_u = (ref or "").upper()
@@ -388,7 +389,9 @@ def _classify(records, genome: Genome | None, name: str, strict: bool, vcf_heade
             try:
                 genome_chrom = genome.resolve(chrom)
             except InputError:
-                close = genome.close_names(chrom)
+                if chrom not in unknown:  # difflib is slow; a file names the same unknown contig many times
+                    unknown[chrom] = genome.close_names(chrom)
+                close = unknown[chrom]
                 hint = f" (did you mean {', '.join(close)}?)" if close else ""
                 problems.append(("unknown_chrom", f"chromosome {chrom!r} is not in the genome{hint}"))
             if genome_chrom is not None:
