@@ -333,6 +333,9 @@ def test_pretrain_outputs_and_exact_resume(genome, tmp_path):
     assert int(rows[-1]["tokens"]) == 2048
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (run / "checkpoints" / "last.ckpt").exists()
+    with open(run / "logs" / "csv" / "metrics.csv") as fh:  # Lightning's own CSV logger is always on
+        logged = list(csv.DictReader(fh))
+    assert {"loss", "val_bpb"} <= set(logged[0]) and any(r["val_bpb"] for r in logged)
     model = load_model(run / "model")
     assert model.config.n_layer == 2 and model.config.layer_pattern == ["mamba2", "attention"]
     from dnalm.models import read_model_config

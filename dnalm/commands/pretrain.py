@@ -1,7 +1,8 @@
 """Pretrain a DNA language model on one or more genomes (next-nucleotide prediction, Lightning).
 
 Writes into --out: checkpoints/last.ckpt (Lightning, for --resume), model/ (config.json + model.safetensors +
-tokenizer.json, at the end and every trainer.export_every steps), metrics.csv, curves.png and config.yaml.
+tokenizer.json, at the end and every trainer.export_every steps), metrics.csv, curves.png, config.yaml and
+logs/ (Lightning's CSV logger; TensorBoard when installed).
 Lightning checkpoints are pickles by Lightning's design: resume only runs you made yourself; share model/.
 """
 

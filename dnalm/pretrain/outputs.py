@@ -204,6 +204,21 @@ def export_model(config, state: dict, directory: Path, extra: dict, tokenizer=No
     return directory
 
 
+def lightning_loggers(out: Path) -> list:
+    """Lightning's CSV logger always (``OUT/logs/csv/metrics.csv``: every logged value), and its TensorBoard logger
+    when tensorboard is installed (``OUT/logs/tensorboard``)."""
+    import importlib.util
+
+    from lightning.pytorch.loggers import CSVLogger
+
+    loggers = [CSVLogger(save_dir=str(out), name="logs", version="csv")]
+    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(save_dir=str(out), name="logs", version="tensorboard"))
+    return loggers
+
+
 def plot_curves(rows: dict[int, dict], path: Path) -> None:
     """Training and validation loss (bits per base) against tokens seen, written to ``path`` (PNG)."""
     import matplotlib
@@ -216,14 +231,15 @@ def plot_curves(rows: dict[int, dict], path: Path) -> None:
     va = [(rows[s].get("tokens") or 0, rows[s]["val_bits_per_base"]) for s in steps if rows[s].get("val_bits_per_base") is not None]
     fig, ax = plt.subplots(figsize=(6.5, 4))
     if tr:
-        ax.plot([t for t, _ in tr], [v for _, v in tr], label="train (bits/token)", lw=1)
+        ax.plot([t for t, _ in tr], [v for _, v in tr], label="train (bits/base)", lw=1)  # specials are not scored
     if va:
         ax.plot([t for t, _ in va], [v for _, v in va], "o-", label="validation (bits/base)", lw=1.5)
     ax.axhline(2.0, color="grey", ls=":", lw=1, label="uniform (2 bits)")
     values = [v for _, v in tr + va]
-    if values:  # the first steps start far above 2 bits; keep the scale for the part that matters
-        lo = min(values) - 0.01
-        ax.set_ylim(lo, max(2.02, min(max(values), 2.1)) + 0.005)
+    if values:  # the first steps start far above 2 bits: cut them off, but keep both curves in view
+        later = [v for _, v in tr[len(tr) // 10 :]] + [v for _, v in va]
+        hi = max(2.02, float(np.quantile(later, 0.98)) if later else max(values))
+        ax.set_ylim(min(values) - 0.01, hi + 0.01)
     ax.set_xlabel("tokens seen")
     ax.set_ylabel("bits per base")
     ax.set_title("dnalm pretraining")
@@ -236,9 +252,15 @@ def plot_curves(rows: dict[int, dict], path: Path) -> None:
 
 
 class ProgressBar(L.pytorch.callbacks.TQDMProgressBar):
-    """Lightning's tqdm bar without the version number; shows loss, tokens/s and the last validation."""
+    """Lightning's tqdm bar without the version number; shows the training loss and the last validation in one
+    unit (bits per base: ``bpb``, ``val_bpb``) and tokens/s."""
 
     def get_metrics(self, trainer, pl_module):
         items = super().get_metrics(trainer, pl_module)
         items.pop("v_num", None)
+        for nats in ("loss", "val_loss"):  # shown as bits per base instead
+            items.pop(nats, None)
+        loss = trainer.callback_metrics.get("loss")
+        if loss is not None:
+            items["bpb"] = f"{float(loss) / LN2:.3f}"
         return items

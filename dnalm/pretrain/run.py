@@ -20,7 +20,7 @@ from dnalm.models.lm import DNALM, build_model, load_model
 from dnalm.pretrain.config import PretrainConfig
 from dnalm.pretrain.data import PretrainDataModule
 from dnalm.pretrain.module import PretrainModule
-from dnalm.pretrain.outputs import ProgressBar, RunOutputs
+from dnalm.pretrain.outputs import ProgressBar, RunOutputs, lightning_loggers
 from dnalm.utils import atomic_write
 
 
@@ -166,7 +166,7 @@ def pretrain(
             gradient_clip_val=cfg.optim.grad_clip or None,
             gradient_clip_algorithm="norm",
             callbacks=cbs,
-            logger=False,
+            logger=lightning_loggers(out),
             enable_progress_bar=t.progress_bar,
             enable_model_summary=False,
             use_distributed_sampler=False,  # StepBatches splits each batch between ranks itself
