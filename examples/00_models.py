@@ -32,3 +32,8 @@ with tempfile.TemporaryDirectory() as d:
     with torch.no_grad():
         assert torch.equal(model(x).logits, again(x).logits)
     print("save_pretrained / load_model round trip: exact")
+    half = dnalm.load_model(d, dtype="bfloat16")  # bfloat16 weights; scans, FFTs and norms accumulate in float32
+    with torch.no_grad():
+        ref, low = model(x).logits, half(x).logits.float()
+    print(f"bfloat16 model: largest logit difference {float((low - ref).abs().max()):.3f} "
+          f"(logits up to {float(ref.abs().max()):.1f})")

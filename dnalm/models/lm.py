@@ -676,12 +676,33 @@ def read_model_config(directory: str | os.PathLike) -> tuple[LMConfig, dict]:
     return LMConfig.from_dict(meta["config"], source=str(path)), meta.get("extra", {})
 
 
-def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> DNALM:
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
+
+
+def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    """A torch dtype from a dtype or its name (``"float32"``, ``"bfloat16"``, ``"float16"``, ``"float64"``)."""
+    from dnalm.errors import ConfigError
+
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if str(dtype) not in DTYPES:
+        raise ConfigError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    return DTYPES[str(dtype)]
+
+
+def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu",
+               dtype: torch.dtype | str | None = None) -> DNALM:
     """Load a model saved with :meth:`DNALM.save_pretrained` (safetensors only, never pickle).
 
     Args:
         directory: a model folder, or a preset name (see ``PRESETS``: a freshly initialised model).
-        device / dtype: where and in which dtype the model is put (eval mode).
+        device: where the model is put (eval mode).
+        dtype: a torch dtype or its name (:func:`resolve_dtype`); None keeps the stored float32. With
+            ``"bfloat16"`` weights and activations are bfloat16 while the SSD scan, the Hyena FFT convolution, the
+            norms and the loss accumulate in float32 (``model.to(torch.bfloat16)`` does the same for a model in
+            memory; cached decoding follows the model's dtype). It halves memory; on CPUs without native bfloat16
+            arithmetic (AVX2 only) it is slower than float32 (measured 3-5x on this project's machine), so it
+            pays on GPUs and on CPUs with AVX512-BF16/AMX.
 
     The weights file's header is checked against the shapes ``config.json`` implies before the model is built
     (a lying config allocates nothing), and non-finite weights are refused (:mod:`dnalm.models.weights`).
@@ -690,6 +711,7 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu",
     from dnalm.models.weights import check_against, load_checked
     from dnalm.tokenizer import DNATokenizer
 
+    dtype = resolve_dtype(dtype)
     if not Path(directory).exists() and str(directory) in PRESETS:
         return build_model(str(directory)).to(device=device, dtype=dtype).eval()
     if not Path(directory).exists():
