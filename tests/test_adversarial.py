@@ -13,7 +13,6 @@ import random
 import shutil
 import stat
 
-import numpy as np
 import pysam
 import pytest
 import torch
@@ -21,7 +20,6 @@ from safetensors.torch import load_file, save_file
 
 import dnalm
 from dnalm.cli import main
-from dnalm.io import output as output_module
 from dnalm.io.output import OutputError, OutputGuard, Terminated, atomic_folder, atomic_write
 
 

@@ -30,8 +30,9 @@ import secrets
 import shutil
 import signal
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO
 
 from dnalm.errors import DnalmError
 
@@ -222,9 +223,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator
 
     A failed or interrupted run therefore never leaves a half-written result behind.
     """
-    with atomic_path(path) as tmp:
-        with open(tmp, mode, **kwargs) as fh:
-            yield fh
+    with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as fh:
+        yield fh
 
 
 @contextlib.contextmanager
@@ -387,7 +387,7 @@ class OutputGuard:
                 raise OutputError(f"{p}: the output {kind} exists; pass --overwrite to replace it, or choose another --out")
         check_writable(_nearest_existing(target.parent), self.path, self.need_bytes)
 
-    def __enter__(self) -> "OutputGuard":
+    def __enter__(self) -> OutputGuard:
         self.check()
         parent = _resolved(self.path).parent
         missing = []

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import csv
 import math
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 
+from dnalm.io.output import atomic_folder
 from dnalm.models.lm import DNALM
 from dnalm.pretrain.config import PretrainConfig
 from dnalm.pretrain.module import LN2
-from dnalm.utils import atomic_path, atomic_write, umask
+from dnalm.utils import atomic_path, atomic_write
 
 METRIC_COLUMNS = (
     "step", "tokens", "train_loss", "val_loss", "val_bits_per_base", "val_accuracy", "lr", "tokens_per_s", "elapsed_s"
@@ -183,24 +181,8 @@ def export_model(config, state: dict, directory: Path, extra: dict, tokenizer=No
     model.load_state_dict({k: v.detach().to("cpu") for k, v in state.items()}, strict=True)
     model.tokenizer = tokenizer
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    with atomic_folder(directory) as tmp:  # umask modes; the old folder is replaced whole, or kept on failure
         model.save_pretrained(tmp, extra=extra)
-        mask = umask()  # mkdtemp/mkstemp make private files; a model folder gets what a plain mkdir/open gives
-        os.chmod(tmp, 0o777 & ~mask)
-        for f in tmp.iterdir():
-            os.chmod(f, 0o666 & ~mask)
-        old = None
-        if directory.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
-            os.replace(directory, old / "m")
-        os.replace(tmp, directory)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return directory
 
 
