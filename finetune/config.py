@@ -6,6 +6,7 @@ key names itself and the closest known one, a wrongly typed value names the key 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from dnalm.errors import ConfigError
@@ -53,5 +54,9 @@ class FinetuneConfig:
         for name in ("max_steps", "val_every", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("head_dropout", "lr_head", "lr_backbone", "weight_decay", "rc_augment", "grad_clip"):
+            value = getattr(self, name)  # NaN compares False with everything, so test finiteness first
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value}")
         if not 0.0 <= self.rc_augment <= 1.0:
             raise ConfigError(f"rc_augment is a probability, got {self.rc_augment}")

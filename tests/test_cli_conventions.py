@@ -186,3 +186,13 @@ def test_model_overrides_are_typed_against_the_model_config():
         overrides_dict(LMConfig, ["hyena.shfit=0.05"])
     with pytest.raises(ConfigError, match="dropout: expected number"):
         overrides_dict(LMConfig, ["dropout=high"])
+
+
+@pytest.mark.parametrize("item", ["lr_head=nan", "lr_backbone=-1", "weight_decay=inf", "max_steps=0"])
+def test_finetune_settings_are_bounded(item, capsys):
+    """Settings given with --set are checked like flags: the run stops with exit 2 naming the key, before work."""
+    from dnalm.cli import main
+
+    assert main(["finetune", "--model", "hyenadna-tiny", "--task", "csv:none.csv", "--out", "o", "--set", item]) == 2
+    err = capsys.readouterr().err
+    assert item.split("=")[0] in err and "Traceback" not in err
