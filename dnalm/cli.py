@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-oracle": ("dnalm.commands.train_oracle", "train a CNN regression oracle of CRE activity (held-out Spearman/Pearson)"),
     "evaluate-cre": ("dnalm.commands.evaluate_cre", "score generated CREs: oracle activity per class, diversity, novelty, k-mers, motifs"),
     "score-variants": ("dnalm.commands.score_variants", "score VCF/TSV variants (LLR, embedding distance) into VCF/TSV"),
+    "merge-scores": ("dnalm.commands.merge_scores", "merge score-variants shard outputs into the single-process VCF/TSV"),
     "variant-summary": ("dnalm.commands.variant_summary", "summarise a scored VCF: statuses, scores, per-class AUROC"),
     "ism": ("dnalm.commands.ism", "in-silico saturation mutagenesis of a sequence or region (TSV + heatmap/logo)"),
     "attribute": ("dnalm.commands.attribute", "attribution maps (ig, saliency, deeplift, ism) of a head's output or LM likelihood"),

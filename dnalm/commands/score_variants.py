@@ -53,9 +53,36 @@ def add_arguments(p) -> None:
         "--strict", action="store_true", help="stop with an error at the first variant that cannot be scored"
     )
     p.add_argument(
+        "--region", action="append", default=[], metavar="CHR[:START-END]|BED",
+        help="score only records in this region (1-based inclusive, as samtools; a whole chromosome; or a BED "
+        "file); repeatable",
+    )
+    p.add_argument(
+        "--shard", type=_shard, default=None, metavar="I/N",
+        help="score shard I of N (contiguous runs of records balanced by work); the N shards merged with "
+        "`dnalm merge-scores` give the single-process output",
+    )
+    p.add_argument(
+        "--devices", type=options.int_in(1, 256), default=1, metavar="N",
+        help="score N shards in N worker processes (one per GPU with --device cuda, else CPU processes sharing "
+        "--threads) and merge them; finished shards are kept in OUT.dnalm-shards/ until the merge",
+    )
+    p.add_argument(
         "--restart", action="store_true",
         help="ignore an unfinished run's progress in OUT.dnalm-resume/ (by default the same command continues it)",
     )
+
+
+def _shard(text: str) -> tuple[int, int]:
+    import argparse
+
+    from dnalm.errors import InputError
+    from dnalm.variants.shard import parse_shard
+
+    try:
+        return parse_shard(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def run(args) -> int:
@@ -65,6 +92,8 @@ def run(args) -> int:
     from dnalm.variants import score_variants_to_file
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.devices > 1:
+        return _run_parallel(args)
     device, dtype = options.setup_compute(args)
     model = options.load_model(args, device, dtype)
     head = None
@@ -72,6 +101,11 @@ def run(args) -> int:
         from finetune.heads import SequenceModel
 
         head = SequenceModel.load(args.head, device=device)
+    selection = None
+    if args.region or args.shard:
+        from dnalm.variants.shard import make_selection
+
+        selection = make_selection(args.input, Genome(args.fasta), args.region, args.shard)
     run = score_variants_to_file(
         model,
         Genome(args.fasta),
@@ -87,6 +121,28 @@ def run(args) -> int:
         model_name=str(args.model),
         head=head,
         resume=not args.restart,
+        selection=selection,
     )
     print(run.summary())
+    return 0
+
+
+def _run_parallel(args) -> int:
+    """``--devices N``: N worker processes, one shard each, merged into ``--out``."""
+    from dnalm.errors import InputError
+    from dnalm.variants.shard import score_variants_parallel
+
+    if args.shard:
+        raise InputError("--devices and --shard do not combine: --devices splits the input into its own shards")
+    if args.head:
+        raise InputError("--head is not supported with --devices yet; score with --shard I/N and merge-scores")
+    device = options.resolve_device(args.device)
+    out = score_variants_parallel(
+        str(args.model), args.fasta, args.input, args.out, args.devices, regions=args.region,
+        threads=args.threads, device=device, dtype=options.torch_dtype(args.dtype),
+        window=args.window, strands=args.strands, scores=args.scores, batch_size=args.batch_size,
+        reuse_prefix=not args.no_reuse_prefix, strict=args.strict, model_name=str(args.model),
+        resume=not args.restart,
+    )
+    print(f"wrote {out} from {args.devices} shard(s)")
     return 0

@@ -93,15 +93,19 @@ def _info_field(old: str, rows, columns: list[str], n_alts: int) -> str:
     return ";".join(kept + added)
 
 
-def vcf_record_lines(df, lines: list[str], columns: list[str]) -> list[str]:
-    """The input VCF's record ``lines`` with the dnalm INFO fields of ``df`` (the rows of those records)."""
+def vcf_record_lines(df, lines: list[str], columns: list[str], records: list[int] | None = None) -> list[str]:
+    """The input VCF's record ``lines`` with the dnalm INFO fields of ``df`` (the rows of those records).
+
+    ``records`` are the record numbers of ``lines`` (default: consecutive from the first record of ``df``).
+    """
     groups = {k: g for k, g in df.groupby("record", sort=False)}
     first = int(df["record"].min()) if len(df) else 0
+    records = records if records is not None else range(first, first + len(lines))
     out = []
-    for i, line in enumerate(lines):
+    for rec, line in zip(records, lines):
         cols = line.split("\t")
         n_alts = 0 if cols[4] in (".", "") else len(cols[4].split(","))
-        cols[7] = _info_field(cols[7], groups[first + i], columns, n_alts)
+        cols[7] = _info_field(cols[7], groups[rec], columns, n_alts)
         out.append("\t".join(cols))
     return out
 

@@ -96,6 +96,7 @@ def score_variants_to_file(
     head: Callable | None = None,
     chunk_records: int = CHUNK_RECORDS,
     resume: bool = True,
+    selection=None,
 ) -> ScoreRun:
     """:func:`~dnalm.variants.score_variants` over a file, chunk by chunk, into ``out`` (see the module docstring).
 
@@ -108,6 +109,8 @@ def score_variants_to_file(
         model_name: recorded in the VCF header.
         chunk_records: records per chunk.
         resume: continue an unfinished run on ``out`` with the same inputs and settings (else start over).
+        selection: a :class:`dnalm.variants.shard.Selection` (regions and/or a shard): only its records are
+            scored and written (records keep their input numbers; see :func:`dnalm.variants.shard.merge_scores`).
 
     Returns:
         A :class:`ScoreRun` (counts only: the scores are in ``out``).
@@ -135,6 +138,7 @@ def score_variants_to_file(
         "head": _model_id(head) if head is not None and hasattr(head, "state_dict") else repr(head),
         "window": int(window), "strands": strands, "scores": list(scores), "kind": kind,
         "chunk_records": chunk_records, "meta": meta, "strict": strict,
+        "selection": selection.to_json() if selection is not None else None,
     }
     folder = resume_folder(out)
     state = _load_state(folder, fingerprint) if resume else None
@@ -157,6 +161,15 @@ def score_variants_to_file(
                 end = int(df["record"].max()) + 1 if len(df) else 0
                 if end <= state["records"]:
                     continue  # done by an earlier run
+                if selection is not None:
+                    first = int(df["record"].min()) if len(df) else 0
+                    df = df[selection.mask(df)]
+                    if lines is not None:
+                        lines = [lines[r - first] for r in dict.fromkeys(df["record"].tolist())]
+                    if not len(df):
+                        state["records"] = end
+                        bar.update(end - bar.n)
+                        continue
                 scored = score_variants(model, genome, df, window=window, strands=strands, scores=scores,
                                         head=head, batch_size=batch_size, reuse_prefix=reuse_prefix, progress=False,
                                         strict=strict, report_skipped=False)
@@ -165,7 +178,8 @@ def score_variants_to_file(
                 if kind == "table":
                     text = scored.to_csv(sep=table_sep(out), index=False, header=False, na_rep="NaN")
                 elif lines is not None:
-                    text = "".join(line + "\n" for line in vcf_record_lines(scored, lines, columns))
+                    records = list(dict.fromkeys(scored["record"].tolist()))
+                    text = "".join(line + "\n" for line in vcf_record_lines(scored, lines, columns, records))
                 else:
                     text = "".join(line + "\n" for line in table_record_lines(scored, columns))
                     state["chroms"] = list(dict.fromkeys(state["chroms"] + list(scored["chrom"].astype(str))))

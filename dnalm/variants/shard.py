@@ -1,0 +1,361 @@
+"""Split variant scoring over regions, shards and worker processes, and merge shard outputs into one file.
+
+A whole-genome VCF is scored by N independent processes (cluster jobs, GPUs, CPU workers) that each take one
+shard, then gathered by :func:`merge_scores`. The engines that run the shards are the ones users have: Snakemake's
+scatter/gather on a cluster executor (``workflow/rules/variants.smk``), or ``--devices N`` worker processes here.
+
+- :class:`Selection` picks input records: by region (``--region CHR[:START-END]``, repeatable, or a BED file) and
+  by shard (``--shard I/N``). Records keep their input numbers, so shard outputs concatenate in input order.
+- Shards are contiguous runs of the selected records balanced by work, not by line count: a record costs its
+  number of scorable ALT alleles (symbolic and missing ALTs cost nothing) plus a small per-record overhead.
+- :func:`merge_scores` writes the header once and the shards' records in shard order through the same writer a
+  single process uses (:func:`dnalm.io.variant_scores.assemble_scores`), so the merged VCF/TSV is the single-process
+  output byte for byte (as long as each record's scores do not depend on which records share its batch; on CPU
+  they agree to the 7 digits written, see ``tests/test_variant_shards.py``).
+- :func:`score_variants_parallel` runs N shards in N spawned worker processes (one per GPU when CUDA has them,
+  else CPU processes sharing the threads), each loading the model itself, then merges. Finished shards are kept in
+  ``OUT.dnalm-shards/`` until the merge, so a killed run continues without scoring them again.
+
+Written here rather than with a library: the split must follow the VCF's own record numbering and the writer's
+byte layout, which no distributed-inference library knows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dnalm.errors import InputError
+from dnalm.io.regions import Region, parse_region
+
+log = logging.getLogger(__name__)
+
+SHARDS_SUFFIX = ".dnalm-shards"
+RECORD_OVERHEAD = 0.05  # work of a record besides its ALT alleles (reading, writing), in ALT-allele units
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` (1-based: ``1/3`` .. ``3/3``) -> ``(I, N)``; anything else is an :class:`InputError`."""
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    if not m or not (1 <= int(m.group(1)) <= int(m.group(2))):
+        raise InputError(f"shard {text!r}: expected I/N with 1 <= I <= N, e.g. 2/8")
+    return int(m.group(1)), int(m.group(2))
+
+
+def parse_regions(values: Sequence[str] | None) -> tuple[Region, ...]:
+    """``--region`` values -> regions (0-based half-open): ``CHR``, ``CHR:START-END`` (1-based inclusive), or a
+    BED file (0-based, its first three columns)."""
+    regions: list[Region] = []
+    for value in values or ():
+        value = str(value)
+        path = Path(value)
+        if path.suffix.lower() in (".bed", ".gz") or (path.is_file() and ":" not in value):
+            regions += _read_bed(path)
+        elif ":" in value:
+            regions.append(parse_region(value))
+        else:
+            regions.append(Region(value, 0, 1 << 62))
+    return tuple(regions)
+
+
+def _read_bed(path: Path) -> list[Region]:
+    from dnalm.io.compression import open_maybe_gzip
+
+    if not path.is_file():
+        raise InputError(f"{path}: region BED file not found")
+    out = []
+    with open_maybe_gzip(path, "rt") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip() or line.startswith(("#", "track", "browser")):
+                continue
+            cols = line.rstrip("\n").split("\t")
+            try:
+                start, end = int(cols[1]), int(cols[2])
+            except (IndexError, ValueError):
+                raise InputError(f"{path}, line {n}: expected CHROM<TAB>START<TAB>END") from None
+            if start < 0 or end < start:
+                raise InputError(f"{path}, line {n}: need 0 <= START <= END, got {start}-{end}")
+            out.append(Region(cols[0], start, end))
+    if not out:
+        raise InputError(f"{path}: no regions")
+    return out
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which input records to score: those in any of ``regions`` (all when empty), then the records numbered
+    ``lo <= record < hi`` (a shard; None: all)."""
+
+    regions: tuple[Region, ...] = ()
+    records: tuple[int, int] | None = None
+    shard: tuple[int, int] | None = None  # (I, N), for messages and the resume fingerprint
+    aliases: dict = field(default_factory=dict, compare=False)  # input chrom -> genome name
+
+    def in_regions(self, chrom: str, genome_chrom: str | None, pos: int) -> bool:
+        """Whether a record at 1-based ``pos`` on ``chrom`` (or its genome name) lies in one of the regions."""
+        if not self.regions:
+            return True
+        names = {str(chrom), str(genome_chrom) if genome_chrom else str(chrom)}
+        return any(r.chrom in names and r.start <= pos - 1 < r.end for r in self.regions)
+
+    def mask(self, df) -> np.ndarray:
+        """Rows of a variant frame (:func:`dnalm.io.variants.read_variants`) whose record is selected."""
+        keep = np.ones(len(df), dtype=bool)
+        if self.records is not None:
+            rec = df["record"].to_numpy()
+            keep &= (rec >= self.records[0]) & (rec < self.records[1])
+        if self.regions:
+            keep &= np.array([self.in_regions(c, g, p) for c, g, p in
+                              zip(df["chrom"], df["genome_chrom"], df["pos"])], dtype=bool)
+        return keep
+
+    def to_json(self) -> dict:
+        return {"regions": [str(r) for r in self.regions], "records": self.records, "shard": self.shard}
+
+
+def record_work(variants: str | os.PathLike, genome=None) -> tuple[np.ndarray, np.ndarray]:
+    """One quick pass over a variant file: (work per record, chrom/pos region test input) as arrays.
+
+    Returns:
+        ``work`` (float, one per input record, numbered as the scorer numbers them) and ``loci``, a structured array
+        of (chrom, pos) per record.
+    """
+    from dnalm.io.variants import VariantChunks
+
+    work, chroms, genome_chroms, pos = [], [], [], []
+    for df, _ in VariantChunks(variants, None, chunk_records=1 << 16):
+        if not len(df):
+            continue
+        scorable = df["alt"].astype(str).map(_scorable_alt).to_numpy(dtype=float)
+        first = df.drop_duplicates("record")  # every record has a row; records are consecutive in a chunk
+        work.append(np.bincount(df["record"].to_numpy() - int(df["record"].min()), weights=scorable))
+        chroms += list(first["chrom"].astype(str))
+        genome_chroms += [_genome_name(genome, c) for c in first["chrom"].astype(str)]
+        pos += list(first["pos"].astype(int))
+    w = np.concatenate(work) + RECORD_OVERHEAD if work else np.zeros(0)
+    return w, (chroms, genome_chroms, np.asarray(pos, dtype=np.int64))
+
+
+def _genome_name(genome, chrom: str) -> str | None:
+    if genome is None:
+        return None
+    try:
+        return genome.resolve(chrom)
+    except InputError:
+        return None
+
+
+def _scorable_alt(alt: str) -> float:
+    return 0.0 if alt in ("", ".", "*") or alt.startswith("<") or "[" in alt or "]" in alt else 1.0
+
+
+def make_selection(variants, genome=None, regions: Sequence[str] | tuple[Region, ...] = (),
+                   shard: tuple[int, int] | str | None = None) -> Selection:
+    """The :class:`Selection` of ``--region`` values and ``--shard I/N`` on a variant file.
+
+    The shard is a contiguous run of the records in the regions whose summed work is as close as possible to 1/N of
+    the total; the N shards of one input cover every selected record exactly once.
+    """
+    if not all(isinstance(r, Region) for r in regions or ()):
+        regions = parse_regions(regions)
+    regions = tuple(regions or ())
+    if isinstance(shard, str):
+        shard = parse_shard(shard)
+    if shard is None or shard == (1, 1):
+        return Selection(regions=regions)
+    work, (chroms, gchroms, pos) = record_work(variants, genome)
+    sel = Selection(regions=regions)
+    if regions:
+        inside = np.array([sel.in_regions(c, g, p) for c, g, p in zip(chroms, gchroms, pos)], dtype=bool)
+        work = np.where(inside, work, 0.0)
+    lo, hi = shard_bounds(work, *shard)
+    return Selection(regions=regions, records=(lo, hi), shard=shard)
+
+
+def shard_bounds(work: np.ndarray, i: int, n: int) -> tuple[int, int]:
+    """Records ``[lo, hi)`` of shard ``i`` (1-based) of ``n``: contiguous, cut where the cumulative work crosses
+    k/n of the total (records of zero work go with the shard before them)."""
+    if not 1 <= i <= n:
+        raise InputError(f"shard {i}/{n}: need 1 <= I <= N")
+    total = float(work.sum())
+    if total <= 0:
+        cuts = np.linspace(0, len(work), n + 1).round().astype(int)
+    else:
+        cum = np.cumsum(work)
+        cuts = np.concatenate([[0], np.searchsorted(cum, total * np.arange(1, n) / n, side="left") + 1, [len(work)]])
+        cuts = np.maximum.accumulate(np.minimum(cuts, len(work)))
+    return int(cuts[i - 1]), int(cuts[i])
+
+
+# ------------------------------------------------------------------------------------------------ gather
+def _split_header(path: Path) -> tuple[list[str], Path | None]:
+    """(header lines, None) of a shard output; records are streamed by :func:`_copy_records`."""
+    from dnalm.io.compression import open_maybe_gzip
+    from dnalm.io.variant_scores import output_kind
+
+    header = []
+    with open_maybe_gzip(path, "rt", newline="") as fh:
+        first = True
+        for line in fh:
+            if output_kind(path) == "table":
+                if first:
+                    header.append(line.rstrip("\n"))
+                break
+            if not line.startswith("#"):
+                break
+            header.append(line.rstrip("\n"))
+            first = False
+    return header, None
+
+
+def _copy_records(path: Path, dst, table: bool) -> None:
+    from dnalm.io.compression import open_maybe_gzip
+
+    with open_maybe_gzip(path, "rb") as fh:
+        for n, line in enumerate(fh):
+            if (table and n == 0) or (not table and line.startswith(b"#")):
+                continue
+            dst.write(line if line.endswith(b"\n") else line + b"\n")
+
+
+def merged_header(headers: list[list[str]]) -> list[str]:
+    """One header for shards whose headers differ only in ``##contig`` lines (tables scored into VCF list the
+    contigs they saw): the first shard's header with the contigs of all shards, in order of first appearance."""
+    if all(h == headers[0] for h in headers):
+        return headers[0]
+    contigs: dict[str, None] = {}
+    for h in headers:
+        for line in h:
+            if line.startswith("##contig="):
+                contigs.setdefault(line)
+    first = headers[0]
+    rest = [line for line in first if not line.startswith("##contig=")]
+    if any([line for line in h if not line.startswith("##contig=")] != rest for h in headers):
+        raise InputError("shard outputs have different headers (other inputs or settings?): cannot merge them")
+    at = next((k for k, line in enumerate(first) if line.startswith("##contig=")), 1)
+    return rest[:at] + list(contigs) + rest[at:]
+
+
+def merge_scores(shards: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path:
+    """Merge shard outputs of ``score-variants`` (in shard order) into ``out``, as one process would have written it.
+
+    Args:
+        shards: shard outputs (``.vcf``, ``.vcf.gz`` or tables), ordered 1..N.
+        out: ``.vcf``, ``.vcf.gz`` (bgzip + .tbi) or a table, as ``score-variants --out``.
+    """
+    from dnalm.io.output import scratch_path
+    from dnalm.io.variant_scores import assemble_scores, output_kind
+
+    out = Path(out)
+    if not shards:
+        raise InputError("merge: no shard outputs given")
+    paths = [Path(s) for s in shards]
+    for p in paths:
+        if not p.is_file():
+            raise InputError(f"{p}: shard output not found")
+    kinds = {output_kind(p) == "table" for p in paths}
+    if len(kinds) > 1 or kinds != {output_kind(out) == "table"}:
+        raise InputError(f"{out}: shards and output must all be VCFs or all tables")
+    table = kinds.pop()
+    header = merged_header([_split_header(p)[0] for p in paths])
+    with scratch_path(out, ".body") as body:
+        with open(body, "wb") as dst:
+            for p in paths:
+                _copy_records(p, dst, table)
+        assemble_scores(body, out, header)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ processes
+def shards_folder(out: str | os.PathLike) -> Path:
+    """Where :func:`score_variants_parallel` keeps finished shards until the merge."""
+    return Path(f"{out}{SHARDS_SUFFIX}")
+
+
+def shard_name(out: Path, i: int, n: int) -> Path:
+    ext = ".tsv" if out.name.lower().endswith((".tsv", ".tsv.gz", ".txt")) else (
+        ".csv" if out.name.lower().endswith((".csv", ".csv.gz")) else ".vcf")
+    return shards_folder(out) / f"shard-{i}-of-{n}{ext}"
+
+
+def _worker(job: dict) -> str:
+    """Score one shard in a worker process (spawned: it loads the model itself)."""
+    import torch
+
+    from dnalm.io.genome import Genome
+    from dnalm.models import load_model
+    from dnalm.variants.stream import score_variants_to_file
+
+    torch.set_num_threads(job["threads"])
+    model = load_model(job["model"], device=job["device"], dtype=job["dtype"])
+    done = Path(job["out"])
+    score_variants_to_file(model, Genome(job["fasta"]), job["variants"], done, selection=job["selection"],
+                           progress=False, **job["kwargs"])
+    return str(done)
+
+
+def score_variants_parallel(model: str, fasta: str, variants: str, out: str | os.PathLike, devices: int,
+                            regions: Sequence[str] = (), threads: int | None = None, device: str = "cpu",
+                            dtype=None, **kwargs) -> Path:
+    """Score ``variants`` in ``devices`` worker processes (one shard each) and merge into ``out``.
+
+    Args:
+        model: what ``--model`` takes (each worker loads it).
+        device: ``cuda`` gives worker k the GPU ``cuda:k`` (as many workers as GPUs at most); ``cpu`` runs CPU
+            processes that share ``threads`` (default: all cores) between them.
+        kwargs: as :func:`~dnalm.variants.score_variants_to_file` (window, strands, scores, batch_size, ...).
+
+    A finished shard (``OUT.dnalm-shards/shard-I-of-N.*`` with its ``.done`` note for the same inputs and settings)
+    is not scored again when the command is run again.
+    """
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    import torch
+
+    from dnalm.io.genome import Genome
+
+    out = Path(out)
+    n = int(devices)
+    if str(device).startswith("cuda"):
+        if n > torch.cuda.device_count():
+            raise InputError(f"--devices {n}: only {torch.cuda.device_count()} CUDA device(s) here")
+        devs = [f"cuda:{k}" for k in range(n)]
+    else:
+        devs = ["cpu"] * n
+    threads = max(1, (threads or os.cpu_count() or 1) // n)
+    genome = Genome(fasta)
+    folder = shards_folder(out)
+    folder.mkdir(exist_ok=True)
+    jobs, parts = [], []
+    for i in range(1, n + 1):
+        sel = make_selection(variants, genome, regions, (i, n))
+        part = shard_name(out, i, n)
+        parts.append(part)
+        note = {"model": str(model), "fasta": str(Path(fasta).resolve()), "variants": str(Path(variants).resolve()),
+                "selection": sel.to_json(), "kwargs": {k: v for k, v in kwargs.items() if k != "head"},
+                "dtype": str(dtype)}
+        done_note = Path(f"{part}.done")
+        if part.is_file() and done_note.is_file() and json.loads(done_note.read_text()) == json.loads(
+                json.dumps(note, default=str)):
+            log.info("%s: shard %d/%d done by an earlier run; not scored again", out, i, n)
+            continue
+        jobs.append(({"model": model, "fasta": fasta, "variants": variants, "out": str(part), "selection": sel,
+                      "device": devs[i - 1], "dtype": dtype, "threads": threads, "kwargs": kwargs}, done_note, note))
+    if jobs:
+        with ProcessPoolExecutor(max_workers=len(jobs), mp_context=mp.get_context("spawn")) as pool:
+            futures = [(pool.submit(_worker, job), done_note, note) for job, done_note, note in jobs]
+            for fut, done_note, note in futures:
+                fut.result()
+                done_note.write_text(json.dumps(note, default=str))
+    merge_scores(parts, out)
+    shutil.rmtree(folder, ignore_errors=True)
+    return out

@@ -1,0 +1,137 @@
+"""Sharded variant scoring: --region, --shard I/N + merge-scores, --devices N, resumption (dnalm.variants.shard)."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pysam
+import pytest
+import torch
+
+import dnalm
+from dnalm.cli import main as cli_main
+from dnalm.errors import InputError
+from dnalm.variants import shard as shard_mod
+from dnalm.variants.shard import make_selection, parse_regions, parse_shard, shard_bounds
+
+
+def _text(path) -> str:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt") as fh:
+        return fh.read()
+
+
+# ------------------------------------------------------------------------------------------------ units
+def test_shard_bounds_cover_every_record_once_and_balance_work():
+    rng = np.random.default_rng(0)
+    work = rng.integers(0, 4, 1000).astype(float) + 0.05
+    for n in (1, 2, 3, 7, 1000, 1500):
+        bounds = [shard_bounds(work, i, n) for i in range(1, n + 1)]
+        assert bounds[0][0] == 0 and bounds[-1][1] == len(work)
+        assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))  # contiguous, no gap, no overlap
+    bounds = [shard_bounds(work, i, 4) for i in range(1, 5)]
+    sums = [work[lo:hi].sum() for lo, hi in bounds]
+    assert max(sums) - min(sums) <= 2 * work.max()  # balanced by work ...
+    heavy = np.r_[np.full(100, 10.0), np.full(900, 0.05)]
+    lo, hi = shard_bounds(heavy, 1, 2)
+    assert hi < 100  # ... not by count of records
+
+
+def test_parse_shard_and_regions(tmp_path):
+    assert parse_shard("2/3") == (2, 3)
+    for bad in ("0/3", "4/3", "x", "1/0"):
+        with pytest.raises(InputError):
+            parse_shard(bad)
+    bed = tmp_path / "r.bed"
+    bed.write_text("I\t0\t100\nII\t5\t10\n")
+    regions = parse_regions(["III", "IV:11-20", str(bed)])
+    assert [(r.chrom, r.start, r.end) for r in regions][1:] == [("IV", 10, 20), ("I", 0, 100), ("II", 5, 10)]
+    bed.write_text("I\tx\t3\n")
+    with pytest.raises(InputError, match="line 1"):
+        parse_regions([str(bed)])
+
+
+# ------------------------------------------------------------------------------------------------ real data
+@pytest.fixture(scope="module")
+def setup(celegans_dir, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("shards")
+    torch.manual_seed(0)
+    model = dnalm.build_model("transformer-tiny", d_model=16, n_layer=1, attention=dict(n_heads=4)).eval()
+    model.save_pretrained(tmp / "model")
+    fasta, vcf = celegans_dir / "C.elegans.fa.gz", celegans_dir / "C.elegans.variants.vcf.gz"
+    common = ["--model", str(tmp / "model"), "--fasta", str(fasta), "--input", str(vcf), "--window", "16",
+              "--batch-size", "128", "--no-progress", "--threads", "1"]
+    single = tmp / "single.vcf.gz"
+    assert cli_main(["score-variants", *common, "--out", str(single)]) == 0
+    return tmp, common, single, fasta, vcf
+
+
+@pytest.mark.slow
+def test_three_shards_merge_to_the_single_process_output(setup):
+    tmp, common, single, fasta, vcf = setup
+    parts = [tmp / f"part{i}.vcf" for i in (1, 2, 3)]
+    for i, part in enumerate(parts, 1):
+        assert cli_main(["score-variants", *common, "--shard", f"{i}/3", "--out", str(part)]) == 0
+    counts = [sum(1 for line in _text(p).splitlines() if not line.startswith("#")) for p in parts]
+    assert all(c > 0 for c in counts) and sum(counts) == 8713
+    merged = tmp / "merged.vcf.gz"
+    assert cli_main(["merge-scores", "--input", *map(str, parts), "--out", str(merged)]) == 0
+    assert _text(merged) == _text(single)  # same header, records, order and scores, as text
+    assert merged.read_bytes() == single.read_bytes()  # and as bgzip bytes
+    with pysam.VariantFile(str(merged)) as vf:  # tabix-indexed
+        assert len(list(vf.fetch("I"))) > 0
+    # refuses to overwrite, and refuses mixed kinds
+    assert cli_main(["merge-scores", "--input", *map(str, parts), "--out", str(merged)]) == 2
+    assert cli_main(["merge-scores", "--input", str(parts[0]), "--out", str(tmp / "x.tsv")]) == 2
+
+
+@pytest.mark.slow
+def test_region_selects_records(setup):
+    tmp, common, single, fasta, vcf = setup
+    out = tmp / "region.tsv"
+    assert cli_main(["score-variants", *common, "--region", "II:1-2000000", "--region", "V",
+                     "--out", str(out)]) == 0
+    import pandas as pd
+
+    df = pd.read_csv(out, sep="\t")
+    with pysam.VariantFile(str(vcf)) as vf:
+        want = [r.id for r in vf if (r.chrom == "II" and r.pos <= 2_000_000) or r.chrom == "V"]
+    assert len(want) > 0 and df["id"].tolist() == want  # one ALT per record here
+
+
+@pytest.mark.slow
+def test_devices_two_equals_one_and_resumes(setup, monkeypatch):
+    tmp, common, single, fasta, vcf = setup
+    out = tmp / "devices.vcf.gz"
+    assert cli_main(["score-variants", *common, "--devices", "2", "--out", str(out)]) == 0
+    assert out.read_bytes() == single.read_bytes()
+    # resumption (on chromosome I only, to stay quick): with the shards of a first run kept, a second run scores
+    # nothing again and merges the same file
+    out2 = tmp / "devices2.vcf"
+    kw = dict(regions=["I"], window=16, batch_size=128, threads=1, model_name=str(tmp / "model"))
+    monkeypatch.setattr(shard_mod.shutil, "rmtree", lambda *a, **k: None)
+    shard_mod.score_variants_parallel(str(tmp / "model"), str(fasta), str(vcf), out2, 2, **kw)
+    assert shard_mod.shards_folder(out2).is_dir()
+    first = out2.read_text()
+    out2.unlink()
+
+    class NoPool:
+        def __init__(self, *a, **k):
+            raise AssertionError("a finished shard was scored again")
+
+    import concurrent.futures
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", NoPool)
+    shard_mod.score_variants_parallel(str(tmp / "model"), str(fasta), str(vcf), out2, 2, **kw)
+    assert out2.read_text() == first
+    lines = _text(single).splitlines(keepends=True)
+    assert first == "".join(x for x in lines if x.startswith("#") or x.startswith("I\t"))
+
+
+def test_selection_of_a_shard_with_regions(celegans_dir):
+    vcf = celegans_dir / "C.elegans.variants.vcf.gz"
+    genome = dnalm.Genome(celegans_dir / "C.elegans.fa.gz")
+    sels = [make_selection(vcf, genome, ["I"], (i, 2)) for i in (1, 2)]
+    assert sels[0].records[1] == sels[1].records[0]
+    assert sels[0].shard == (1, 2) and [str(r) for r in sels[0].regions] == ["I:1-4611686018427387904"]
