@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 
 import numpy as np
 import pysam
@@ -29,12 +30,12 @@ def test_shard_bounds_cover_every_record_once_and_balance_work():
     for n in (1, 2, 3, 7, 1000, 1500):
         bounds = [shard_bounds(work, i, n) for i in range(1, n + 1)]
         assert bounds[0][0] == 0 and bounds[-1][1] == len(work)
-        assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))  # contiguous, no gap, no overlap
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))  # contiguous, no gap, no overlap
     bounds = [shard_bounds(work, i, 4) for i in range(1, 5)]
     sums = [work[lo:hi].sum() for lo, hi in bounds]
     assert max(sums) - min(sums) <= 2 * work.max()  # balanced by work ...
     heavy = np.r_[np.full(100, 10.0), np.full(900, 0.05)]
-    lo, hi = shard_bounds(heavy, 1, 2)
+    _lo, hi = shard_bounds(heavy, 1, 2)
     assert hi < 100  # ... not by count of records
 
 
@@ -57,7 +58,7 @@ def test_parse_shard_and_regions(tmp_path):
 def setup(celegans_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("shards")
     torch.manual_seed(0)
-    model = dnalm.build_model("transformer-tiny", d_model=16, n_layer=1, attention=dict(n_heads=4)).eval()
+    model = dnalm.build_model("transformer-tiny", d_model=16, n_layer=1, attention={"n_heads": 4}).eval()
     model.save_pretrained(tmp / "model")
     fasta, vcf = celegans_dir / "C.elegans.fa.gz", celegans_dir / "C.elegans.variants.vcf.gz"
     common = ["--model", str(tmp / "model"), "--fasta", str(fasta), "--input", str(vcf), "--window", "16",
@@ -69,7 +70,7 @@ def setup(celegans_dir, tmp_path_factory):
 
 @pytest.mark.slow
 def test_three_shards_merge_to_the_single_process_output(setup):
-    tmp, common, single, fasta, vcf = setup
+    tmp, common, single, _fasta, _vcf = setup
     parts = [tmp / f"part{i}.vcf" for i in (1, 2, 3)]
     for i, part in enumerate(parts, 1):
         assert cli_main(["score-variants", *common, "--shard", f"{i}/3", "--out", str(part)]) == 0
@@ -88,7 +89,7 @@ def test_three_shards_merge_to_the_single_process_output(setup):
 
 @pytest.mark.slow
 def test_region_selects_records(setup):
-    tmp, common, single, fasta, vcf = setup
+    tmp, common, _single, _fasta, vcf = setup
     out = tmp / "region.tsv"
     assert cli_main(["score-variants", *common, "--region", "II:1-2000000", "--region", "V",
                      "--out", str(out)]) == 0
@@ -109,7 +110,7 @@ def test_devices_two_equals_one_and_resumes(setup, monkeypatch):
     # resumption (on chromosome I only, to stay quick): with the shards of a first run kept, a second run scores
     # nothing again and merges the same file
     out2 = tmp / "devices2.vcf"
-    kw = dict(regions=["I"], window=16, batch_size=128, threads=1, model_name=str(tmp / "model"))
+    kw = {"regions": ["I"], "window": 16, "batch_size": 128, "threads": 1, "model_name": str(tmp / "model")}
     monkeypatch.setattr(shard_mod.shutil, "rmtree", lambda *a, **k: None)
     shard_mod.score_variants_parallel(str(tmp / "model"), str(fasta), str(vcf), out2, 2, **kw)
     assert shard_mod.shards_folder(out2).is_dir()
@@ -126,7 +127,7 @@ def test_devices_two_equals_one_and_resumes(setup, monkeypatch):
     shard_mod.score_variants_parallel(str(tmp / "model"), str(fasta), str(vcf), out2, 2, **kw)
     assert out2.read_text() == first
     lines = _text(single).splitlines(keepends=True)
-    assert first == "".join(x for x in lines if x.startswith("#") or x.startswith("I\t"))
+    assert first == "".join(x for x in lines if x.startswith(("#", "I\t")))
 
 
 def test_selection_of_a_shard_with_regions(celegans_dir):

@@ -1,5 +1,6 @@
 """The Snakemake workflow: lint, dry runs, config validation, and a tiny end-to-end run."""
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -77,6 +78,16 @@ def test_tiny_end_to_end_run_then_nothing_then_only_affected_rules(tmp_path):
     # a second run does nothing
     again = run(["--cores", "2", "--configfile", "config/tiny.yaml", "-n"], wd)
     assert "Nothing to be done" in again.stdout + again.stderr, again.stdout + again.stderr
+    # scoring the variants as 3 shard jobs + a gather gives the same VCF, byte for byte
+    vcf = wd / "results" / "variants" / "coding_snvs.vcf.gz"
+    unsharded = vcf.read_bytes()
+    vcf.unlink()
+    (wd / "shards.yaml").write_text("variants:\n  shards: 3\n")
+    out = run(["--cores", "2", "--configfile", "config/tiny.yaml", "shards.yaml", str(vcf.relative_to(wd))], wd)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
+    assert sorted(p.name for p in (vcf.parent / "shards" / "coding_snvs").iterdir()) == [
+        "1-of-3.vcf", "2-of-3.vcf", "3-of-3.vcf"]
+    assert vcf.read_bytes() == unsharded
     # changing one value re-runs only the rules that depend on it
     (wd / "change.yaml").write_text("cre:\n  num: 3\n")
     plan = run(["--cores", "2", "--configfile", "config/tiny.yaml", "change.yaml", "-n"], wd)
@@ -84,6 +95,22 @@ def test_tiny_end_to_end_run_then_nothing_then_only_affected_rules(tmp_path):
     assert "generate_cre" in text and "evaluate_cre" in text and "report" in text
     for rule in ("pretrain", "benchmark", "score_variants", "finetune_generator", "train_oracle"):
         assert f"rule {rule}:" not in text, rule
+
+
+def test_sharded_variant_scoring_plans_one_job_per_shard_and_one_gather(tmp_path):
+    d = workdir(tmp_path)
+    shutil.copytree(ROOT / "profiles", d / "profiles")
+    (d / "shards.yaml").write_text("variants:\n  shards: 3\n")
+    args = ["-n", "--configfile", "config/tiny.yaml", "shards.yaml"]
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm"):
+        args = ["--profile", "profiles/slurm", *args]
+    else:
+        args = ["--cores", "2", *args]
+    out = run(args, d)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text
+    assert text.count("rule score_variant_shard:") == 3 and text.count("rule merge_variant_shards:") == 1
+    assert "rule score_variants:" not in text
 
 
 def test_slurm_profile_dry_run_and_gpu_requests_pass_the_plugin(tmp_path):
