@@ -30,4 +30,6 @@ def test_example_variant_effect(demo_yeast_dir, tmp_path):
     out = result.stdout
     assert "act1.scored.vcf.gz: 6 records (input: 6)" in out
     assert "ref_mismatch" in out and "no_chr_prefix" in out
+    assert "merged shards == single process: records True" in out
+    assert float(out.split("max |LLR difference| ")[1].split()[0]) < 1e-5
     assert (tmp_path / "ism.tsv").exists() and (tmp_path / "ism.png").stat().st_size > 1000
