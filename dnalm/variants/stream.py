@@ -130,7 +130,8 @@ def score_variants_to_file(
         window = min(DEFAULT_WINDOW, model.config.max_length - 1)
     check_window(model, window)
     chunks = VariantChunks(variants, genome, strict=strict, chunk_records=chunk_records)
-    meta = {"window": int(window), "strands": strands}
+    zero_shot = "masked_marginal" if getattr(model, "is_bidirectional", False) else "llr"  # chosen by model kind
+    meta = {"window": int(window), "strands": strands, "zero_shot": zero_shot}
     if model_name:
         meta["model"] = model_name
     fingerprint = {
