@@ -45,7 +45,8 @@ def output_kind(out: str | os.PathLike) -> str:
     raise InputError(f"{out}: output must end in .vcf, .vcf.gz, .tsv (or .tsv.gz / .csv)")
 
 
-def _score_columns(df) -> list[str]:
+def score_columns(df) -> list[str]:
+    """The score columns of a scores DataFrame (llr, llr_sum, embedding_cosine, ..., head, head_0, ...), in order."""
     return [c for c in df.columns if c in INFO_IDS or c == "head" or re.fullmatch(r"head_\d+", c)]
 
 
@@ -186,7 +187,7 @@ def write_variant_scores(
             scores.to_csv(body, sep=table_sep(out), index=False, header=False, na_rep="NaN")
             assemble_scores(body, out, header=[table_sep(out).join(map(str, scores.columns))])
             return out
-        columns = _score_columns(scores)
+        columns = score_columns(scores)
         meta = dict(meta or {})
         if source is not None and not isinstance(source, (str, os.PathLike)):
             source = None

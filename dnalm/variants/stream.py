@@ -24,9 +24,9 @@ from pathlib import Path
 from dnalm.errors import DnalmError
 from dnalm.io.output import atomic_write
 from dnalm.io.variant_scores import (
-    _score_columns,
     assemble_scores,
     output_kind,
+    score_columns,
     table_record_lines,
     table_sep,
     vcf_header_for_table,
@@ -174,7 +174,7 @@ def score_variants_to_file(
                 scored = score_variants(model, genome, df, window=window, strands=strands, scores=scores,
                                         head=head, batch_size=batch_size, reuse_prefix=reuse_prefix, progress=False,
                                         strict=strict, report_skipped=False)
-                columns = state["columns"] or _score_columns(scored)
+                columns = state["columns"] or score_columns(scored)
                 state["columns"] = columns
                 if kind == "table":
                     text = scored.to_csv(sep=table_sep(out), index=False, header=False, na_rep="NaN")
