@@ -68,6 +68,7 @@ def main() -> None:
         before = digest(out.iterdir())
         rc, secs, err = kill_after(["prepare-genome", fasta, "--out", out, "--overwrite"],
                                    lambda: any(".dnalm-tmp-" in p.name for p in out.iterdir()))
+        print("prepare-genome killed:", rc, err.strip().splitlines()[-1:], flush=True)
         rows.append(("prepare-genome", rc, secs, temporaries(d), digest(out.iterdir()) == before,
                      run(["prepare-genome", fasta, "--out", out, "--overwrite"]).returncode, ""))
 
@@ -84,9 +85,10 @@ def main() -> None:
                 "--batch-size", "256", "--no-progress", "--overwrite"]
         progress = Path(f"{scored}.dnalm-resume") / "progress.json"
         rc, secs, err = kill_after(args, progress.exists)
+        left, intact = temporaries(d), scored.read_bytes() == b"previous\n"
         again = run(args)
-        rows.append(("score-variants", rc, secs, temporaries(d), scored.read_text() == "previous\n" if rc else None,
-                     again.returncode, (again.stdout + again.stderr).strip().splitlines()[-1]))
+        rows.append(("score-variants", rc, secs, left, intact, again.returncode,
+                     (again.stdout + again.stderr).strip().splitlines()[-1]))
 
         # generate: a previous FASTA, replaced with --overwrite and killed while sampling
         gen = d / "gen.fa"
@@ -94,8 +96,8 @@ def main() -> None:
         args = ["generate", "--model", model, "--num", "400", "--length", "200", "--out", gen, "--overwrite",
                 "--no-progress", "--seed", "0"]
         rc, secs, err = kill_after(args, lambda: any(".dnalm-tmp-" in p.name for p in d.iterdir()))
-        intact = gen.read_text() == ">previous\nACGT\n"
-        rows.append(("generate", rc, secs, temporaries(d), intact, run(args).returncode, ""))
+        left, intact = temporaries(d), gen.read_text() == ">previous\nACGT\n"
+        rows.append(("generate", rc, secs, left, intact, run(args).returncode, ""))
 
         # pretrain: a finished run, restarted with --overwrite and killed during training
         genome = out / "g.fa.gz"
@@ -108,7 +110,7 @@ def main() -> None:
         long = [*args, "--overwrite", "--set", "stages.0.steps=400"]
         rc, secs, err = kill_after(long, lambda: (run_dir / "metrics.csv").exists() or time.sleep(3) or True)
         kept = model_files and digest((run_dir / "model").iterdir()) == model_files
-        rows.append(("pretrain", rc, secs, temporaries(d), bool(kept),
+        rows.append(("pretrain", rc, secs, temporaries(d) + [str(p) for p in run_dir.rglob("tmp*")], bool(kept),
                      run([*args, "--overwrite"]).returncode, f"first run exit {first.returncode}"))
 
     print("| command | exit on SIGTERM | killed after (s) | temporaries left | previous output intact | rerun exit | note |")
