@@ -79,7 +79,7 @@ def test_chunked_output_equals_whole_table_writer(model, genome, tmp_path, name,
     vcf = _vcf(tmp_path / "in.vcf", genome, shuffle=shuffle)
     whole = score_variants(model, genome, vcf, window=16, progress=False)
     ref = write_variant_scores(whole, tmp_path / f"ref_{name}", source=vcf, genome=genome,
-                               meta={"window": 16, "strands": "both"})
+                               meta={"window": 16, "strands": "both", "zero_shot": "llr"})
     run = score_variants_to_file(model, genome, vcf, tmp_path / name, window=16, progress=False, chunk_records=4)
     assert_same_output(tmp_path / name, ref)
     assert run.records == 23 and run.alleles == len(whole)
@@ -98,7 +98,7 @@ def test_table_input_to_vcf_streams(model, genome, tmp_path):
     whole[["chrom", "pos", "id", "ref", "alt"]].drop_duplicates(["chrom", "pos", "id"]).to_csv(tsv, sep="\t", index=False)
     scores = score_variants(model, genome, tsv, window=16, progress=False)
     ref = write_variant_scores(scores, tmp_path / "ref.vcf", source=tsv, genome=genome,
-                               meta={"window": 16, "strands": "both"})
+                               meta={"window": 16, "strands": "both", "zero_shot": "llr"})
     score_variants_to_file(model, genome, tsv, tmp_path / "out.vcf", window=16, progress=False, chunk_records=3)
     assert_same_output(tmp_path / "out.vcf", ref)
 
