@@ -2,7 +2,8 @@
 
 Writes the input VCF back with the scores in INFO (DNALM_LLR, DNALM_EMB_COS, Number=A) and DNALM_STATUS per ALT
 allele (ok, or why it was not scored: ref_mismatch, symbolic_allele, unknown_chrom, ...); every input record is
-kept. `.vcf.gz` output is bgzipped and tabix-indexed; `.tsv` output is the score table.
+kept. `.vcf.gz` output is bgzipped and tabix-indexed, `.bcf` output is BCF with a .csi index; `.tsv` output is
+the score table (from a table input, followed by its other columns).
 
 Records are scored and written a chunk at a time (memory does not grow with the file); a killed run keeps its
 progress in OUT.dnalm-resume/ and the same command continues it without scoring finished records again.
@@ -12,14 +13,14 @@ from __future__ import annotations
 
 from dnalm.commands import options
 
-OUTPUT_SUFFIXES = (".tbi",)  # the tabix index of OUT.vcf.gz
+OUTPUT_SUFFIXES = (".tbi", ".csi")  # the index of OUT.vcf.gz (tabix) or OUT.bcf
 
 
 def add_arguments(p) -> None:
     options.add_model_options(p, batch_size=32, batch_help="variant windows per forward pass")
     p.add_argument("--fasta", required=True, help="reference genome FASTA (plain or bgzip, indexed)")
     options.add_input_option(p, "variants: VCF, VCF.gz, BCF, or a TSV/CSV with chrom, pos, ref, alt")
-    options.add_output_options(p, "file", "output file: OUT.vcf, OUT.vcf.gz (bgzip + .tbi) or OUT.tsv")
+    options.add_output_options(p, "file", "output file: OUT.vcf, OUT.vcf.gz (bgzip + .tbi), OUT.bcf (+ .csi) or OUT.tsv")
     p.add_argument(
         "--window",
         type=options.positive_int,

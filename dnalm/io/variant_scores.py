@@ -1,4 +1,4 @@
-"""Write variant scores: a TSV/CSV table, or the input VCF with the scores as INFO fields (bgzip + tabix).
+"""Write variant scores: a TSV/CSV table, or the input VCF with the scores as INFO fields (bgzip + tabix, or BCF).
 
 The reader is :mod:`dnalm.io.variants`; the scores come from :func:`dnalm.variants.score_variants`.
 """
@@ -34,15 +34,17 @@ _INFO_DESCRIPTIONS = {
 
 
 def output_kind(out: str | os.PathLike) -> str:
-    """``"vcf"``, ``"vcf.gz"`` or ``"table"`` from the output name; anything else is an :class:`InputError`."""
+    """``"vcf"``, ``"vcf.gz"``, ``"bcf"`` or ``"table"`` from the output name; else an :class:`InputError`."""
     name = Path(out).name.lower()
+    if name.endswith(".bcf"):
+        return "bcf"
     if name.endswith((".vcf.gz", ".vcf.bgz")):
         return "vcf.gz"
     if name.endswith(".vcf"):
         return "vcf"
     if name.endswith((".tsv", ".tsv.gz", ".txt", ".csv", ".csv.gz")):
         return "table"
-    raise InputError(f"{out}: output must end in .vcf, .vcf.gz, .tsv (or .tsv.gz / .csv)")
+    raise InputError(f"{out}: output must end in .vcf, .vcf.gz, .bcf, .tsv (or .tsv.gz / .csv)")
 
 
 def score_columns(df) -> list[str]:
@@ -169,7 +171,7 @@ def write_variant_scores(
 
     Args:
         scores: DataFrame from :func:`score_variants`.
-        out: ``.vcf``, ``.vcf.gz``, ``.tsv``, ``.tsv.gz`` or ``.csv`` path.
+        out: ``.vcf``, ``.vcf.gz``, ``.bcf``, ``.tsv``, ``.tsv.gz`` or ``.csv`` path.
         source: the variant file that was scored (a VCF keeps its header and lines); None or a table builds a
             new VCF from the rows.
         genome: :class:`dnalm.Genome` for the contig lines of a new VCF.
@@ -210,16 +212,16 @@ def write_variant_scores(
 def assemble_scores(body: Path, out: Path, header: list[str]) -> Path:
     """Write ``out`` (atomically) from header lines and a file of record lines; memory does not grow with it.
 
-    ``.vcf.gz`` is bgzip-compressed and tabix-indexed; its records are sorted by contig (header order) and
-    position when the body is not (the sort holds three numbers per record, never the lines). A table or VCF
-    named ``.gz`` is gzip-compressed.
+    ``.vcf.gz`` is bgzip-compressed and tabix-indexed; ``.bcf`` is BCF (pysam/htslib) with a ``.csi`` index; their
+    records are sorted by contig (header order) and position when the body is not (the sort holds three numbers
+    per record, never the lines). A table or VCF named ``.gz`` is gzip-compressed.
     """
     import gzip
     import shutil
 
     kind = output_kind(out)
     head = "".join(h + "\n" for h in header).encode()
-    if kind != "vcf.gz":
+    if kind not in ("vcf.gz", "bcf"):
         with atomic_path(out) as tmp:
             opener = gzip.open if out.name.lower().endswith(".gz") else open
             with opener(tmp, "wb") as dst, open(body, "rb") as src:
@@ -229,7 +231,7 @@ def assemble_scores(body: Path, out: Path, header: list[str]) -> Path:
     import pysam
 
     order = _sort_order(body, header)
-    tbi = Path(str(out) + ".tbi")
+    tbi = Path(str(out) + (".csi" if kind == "bcf" else ".tbi"))
     with scratch_path(out, ".vcf") as plain:
         with open(plain, "wb") as dst, open(body, "rb") as src:
             dst.write(head)
@@ -239,6 +241,13 @@ def assemble_scores(body: Path, out: Path, header: list[str]) -> Path:
                 for offset in order:
                     src.seek(int(offset))
                     dst.write(src.readline())
+        if kind == "bcf":  # the same records through htslib's VCF parser and BCF encoder
+            with atomic_path(out) as tmp_bcf, atomic_path(tbi) as tmp_csi:
+                with pysam.VariantFile(str(plain)) as src, pysam.VariantFile(str(tmp_bcf), "wb", header=src.header) as dst:
+                    for rec in src:
+                        dst.write(rec)
+                pysam.tabix_index(str(tmp_bcf), preset="vcf", csi=True, force=True, index=str(tmp_csi))
+            return out
         with atomic_path(out) as tmp_gz, atomic_path(tbi) as tmp_tbi:
             pysam.tabix_compress(str(plain), str(tmp_gz), force=True)
             pysam.tabix_index(str(tmp_gz), preset="vcf", force=True, index=str(tmp_tbi))

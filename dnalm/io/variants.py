@@ -109,14 +109,19 @@ class VariantChunks:
     Args:
         source, genome, strict, sep: as :func:`read_variants`.
         chunk_records: records per chunk (None: one chunk).
+        keep_columns: a CSV/TSV source's columns other than chrom, pos, id, ref, alt are kept in ``df`` after
+            the usual columns, in input order (repeated on each ALT allele of a record; a name that clashes with
+            a usual column gets the prefix ``input_``); their names are in ``extra_columns``.
     """
 
     def __init__(self, source, genome=None, *, strict: bool = False, sep: str | None = None,
-                 chunk_records: int | None = 2048):
+                 chunk_records: int | None = 2048, keep_columns: bool = False):
         if isinstance(genome, (str, os.PathLike)):
             genome = Genome(genome)
         self.source, self.genome, self.strict, self.sep = source, genome, strict, sep
         self.chunk_records = chunk_records
+        self.keep_columns = keep_columns
+        self.extra_columns: list[str] = []
         self.header: list[str] | None = None
         self.is_vcf = False
         if isinstance(source, pd.DataFrame):
@@ -156,8 +161,23 @@ class VariantChunks:
         start = 0
         for part in _iter_table(path, self.sep, self.chunk_records):
             records = _records_from_table(part, self.name, first_line=2 + start, first_record=start)
-            yield self._classified(records, None), None
+            df = self._classified(records, None)
+            if self.keep_columns:
+                df = self._with_extra(df, part, start)
+            yield df, None
             start += len(part)
+
+    def _with_extra(self, df: pd.DataFrame, part: pd.DataFrame, first_record: int) -> pd.DataFrame:
+        """``df`` with the table's other columns joined by record number (see ``keep_columns``)."""
+        used = set(_table_columns(part).values())
+        keep = [c for c in part.columns if c not in used]
+        names = [f"input_{c}" if str(c) in VARIANT_COLUMNS else str(c) for c in keep]
+        self.extra_columns = names
+        if not keep:
+            return df
+        extra = part[keep].set_axis(names, axis=1).reset_index(drop=True)
+        rows = (df["record"].astype("int64") - first_record).tolist()
+        return pd.concat([df.reset_index(drop=True), extra.iloc[rows].reset_index(drop=True)], axis=1)
 
     def _classified(self, records, header_lines) -> pd.DataFrame:
         return _frame(_classify(records, self.genome, self.name, self.strict, vcf_header_lines=header_lines))
@@ -325,9 +345,8 @@ def _iter_table(path: Path, sep: str | None, chunk_records: int | None):
         raise InputError(f"{path}: cannot read as a {kind} variant table: {exc}") from None
 
 
-def _records_from_table(df: pd.DataFrame, name: str, first_line: int | None, first_record: int = 0) -> list[tuple]:
-    """Records of a chrom/pos/ref/alt table; ``first_line``: file line of the first row (None: no file);
-    ``first_record``: the index of the first row in the whole table."""
+def _table_columns(df: pd.DataFrame) -> dict[str, object]:
+    """Which of ``df``'s columns are chrom, pos, ref, alt and id (by name, case-insensitive, with aliases)."""
     lower = {str(c).strip().lower(): c for c in df.columns}
     found: dict[str, object] = {}
     for key, aliases in _COLUMN_ALIASES.items():
@@ -335,6 +354,13 @@ def _records_from_table(df: pd.DataFrame, name: str, first_line: int | None, fir
             if alias in lower:
                 found[key] = lower[alias]
                 break
+    return found
+
+
+def _records_from_table(df: pd.DataFrame, name: str, first_line: int | None, first_record: int = 0) -> list[tuple]:
+    """Records of a chrom/pos/ref/alt table; ``first_line``: file line of the first row (None: no file);
+    ``first_record``: the index of the first row in the whole table."""
+    found = _table_columns(df)
     missing = [k for k in ("chrom", "pos", "ref", "alt") if k not in found]
     if missing:
         raise InputError(

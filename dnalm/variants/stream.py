@@ -129,7 +129,7 @@ def score_variants_to_file(
     if window is None:
         window = min(DEFAULT_WINDOW, model.config.max_length - 1)
     check_window(model, window)
-    chunks = VariantChunks(variants, genome, strict=strict, chunk_records=chunk_records)
+    chunks = VariantChunks(variants, genome, strict=strict, chunk_records=chunk_records, keep_columns=kind == "table")
     zero_shot = "masked_marginal" if getattr(model, "is_bidirectional", False) else "llr"  # chosen by model kind
     meta = {"window": int(window), "strands": strands, "zero_shot": zero_shot}
     if model_name:
@@ -174,6 +174,8 @@ def score_variants_to_file(
                 scored = score_variants(model, genome, df, window=window, strands=strands, scores=scores,
                                         head=head, batch_size=batch_size, reuse_prefix=reuse_prefix, progress=False,
                                         strict=strict, report_skipped=False)
+                if chunks.extra_columns:  # a table's other columns, after ours (rows are in df's order)
+                    scored = _with_input_columns(scored, df, chunks.extra_columns)
                 columns = state["columns"] or score_columns(scored)
                 state["columns"] = columns
                 if kind == "table":
@@ -196,7 +198,8 @@ def score_variants_to_file(
                 bar.update(end - bar.n)
         columns = state["columns"] or list(scores)
         if kind == "table":
-            header = [table_sep(out).join(state.get("all_columns") or _table_columns(columns))]
+            extra = [_input_name(c, columns) for c in chunks.extra_columns]
+            header = [table_sep(out).join(state.get("all_columns") or _table_columns(columns) + extra)]
         elif chunks.is_vcf:
             header = vcf_header_from_vcf(chunks.header or [], columns, meta)
         else:
@@ -221,6 +224,20 @@ def score_variants_to_file(
 
 def _table_columns(score_columns: list[str]) -> list[str]:
     return ["chrom", "pos", "id", "ref", "alt", *score_columns, "status", "message", "record", "allele", "genome_chrom"]
+
+
+def _input_name(column: str, taken) -> str:
+    """An input table's column name in the output: prefixed ``input_`` where it clashes with a score column."""
+    return f"input_{column}" if column in taken else column
+
+
+def _with_input_columns(scored, df, extra: list[str]):
+    """``scored`` with the input table's ``extra`` columns of ``df`` (same rows, same order) appended."""
+    import pandas as pd
+
+    names = [_input_name(c, scored.columns) for c in extra]
+    kept = df[extra].set_axis(names, axis=1).reset_index(drop=True)
+    return pd.concat([scored.reset_index(drop=True), kept], axis=1)
 
 
 def _load_state(folder: Path, fingerprint: dict) -> dict | None:
