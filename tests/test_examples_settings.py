@@ -1,4 +1,4 @@
-"""examples/09_settings_and_training_core.py runs and prints what it claims."""
+"""examples/10_settings_and_training_core.py runs and prints what it claims."""
 
 import subprocess
 import sys
@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_example_settings_and_training_core():
-    out = subprocess.run([sys.executable, str(ROOT / "examples" / "09_settings_and_training_core.py")],
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "10_settings_and_training_core.py")],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "loaded: pooling=echo lr_head=0.001 max_steps=200 weight_decay=0.05" in out.stdout

@@ -49,7 +49,8 @@ def test_finetune_cli_writes_metrics_and_a_reloadable_model(tiny_model, tmp_path
     assert -1 <= metrics["test"]["mcc"] <= 1 and metrics["steps"] == 3
     assert metrics["rows"] == {"train": 15, "dev": 15, "test": 15}
     history = pd.read_csv(out / "history.csv")
-    assert history["step"].tolist() == [2]  # evaluated every 2 steps; step 3 ends the run
+    # step 0: the head fitted on frozen features (the first checkpoint candidate); then every 2 steps; step 3 ends it
+    assert history["step"].tolist() == [0, 2]
     # the saved model reproduces the written test predictions
     model = SequenceModel.load(out / "model")
     assert model.config.pooling == "rc_echo" and model.config.task == "dnabert2_sample_data"
@@ -71,21 +72,21 @@ def test_finetune_cli_reports_bad_input_cleanly(tiny_model, tmp_path, capsys):
     assert rc == 2 and "max_stepz: unknown key; did you mean 'max_steps'?" in err and "Traceback" not in err
 
 
-def test_frozen_backbone_finetune_on_genomic_benchmarks_slices(tiny_model, tmp_path):
+def test_genomic_benchmarks_slices_refused_when_a_split_has_one_class(tiny_model, tmp_path):
+    """Inside the shared genome slices every dev interval of demo_human_or_worm is a worm one: the run is refused
+    up front, naming the split, instead of reporting metrics that are undefined (Task.check_learnable)."""
+    from dnalm.errors import InputError
     from finetune.lightning import FinetuneConfig, finetune
 
     gb = need("genomic_benchmarks", "demo_human_or_worm")
     worm = need("model_organisms_1pct", "C.elegans.fa.gz")
-    before = dnalm.load_model(tiny_model).state_dict()
-    res = finetune(tiny_model, f"gb:{gb}?genome.worm={worm}",
-                   FinetuneConfig(max_steps=2, val_every=2, batch_size=16, freeze_backbone=True, progress_bar=False,
-                                  save_model=False),
-                   out_dir=tmp_path / "gb")
-    assert res.task.classes == ["human", "worm"] and len(res.task.skipped) > 0
-    assert 0 <= res.test_metrics["accuracy"] <= 1
-    after = res.model.backbone.state_dict()
-    assert all(torch.equal(before[k], after[k]) for k in before)  # frozen
-    assert (tmp_path / "gb" / "skipped.csv").exists()
+    human = need("human_hg38_chr22_segment", "hg38_chr22_32000000_32300000.fa")
+    with pytest.raises(InputError, match="every dev label is 'worm'"):
+        finetune(tiny_model, f"gb:{gb}?genome.worm={worm}&genome.human={human}@chr22:32000000",
+                 FinetuneConfig(max_steps=2, val_every=2, batch_size=16, freeze_backbone=True, progress_bar=False,
+                                save_model=False),
+                 out_dir=tmp_path / "gb")
+    assert not (tmp_path / "gb").exists() or not any((tmp_path / "gb").iterdir())
 
 
 def test_embed_cli_table_and_bed(tiny_model, tmp_path):

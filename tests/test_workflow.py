@@ -71,7 +71,9 @@ def test_tiny_end_to_end_run_then_nothing_then_only_affected_rules(tmp_path):
     out = run(["--cores", "2", "--configfile", "config/tiny.yaml"], wd, timeout=1200)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     report = (wd / "results" / "report.md").read_text()
-    for section in ("Pretraining", "Held-out language modelling", "Fine-tuning benchmark", "Variant effects", "CRE design"):
+    assert "## Headline: each stage against its baseline" in report
+    for section in ("Pretraining and held-out language modelling", "Fine-tuning benchmark", "Zero-shot variant effects",
+                    "CRE design"):
         assert f"## {section}" in report
     assert "_missing:" not in report
     assert (wd / "results" / "report.html").exists()

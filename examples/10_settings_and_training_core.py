@@ -1,6 +1,6 @@
 """Settings files and the training core: strict YAML + --set loading, typed model sub-configs, one no-decay rule.
 
-    python examples/09_settings_and_training_core.py
+    python examples/10_settings_and_training_core.py
 """
 
 import tempfile
