@@ -253,9 +253,11 @@ def finetune(model, task: Task | str, config: FinetuneConfig | None = None, out_
     import warnings
 
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+    from dnalm.pretrain.outputs import lightning_loggers  # the one logger set-up (pretraining uses it too)
+
     trainer = L.Trainer(
         max_steps=config.max_steps, max_epochs=-1, val_check_interval=val_every, check_val_every_n_epoch=None,
-        callbacks=callbacks, logger=False, enable_checkpointing=True, enable_progress_bar=config.progress_bar,
+        callbacks=callbacks, logger=lightning_loggers(out) if out is not None else False, enable_checkpointing=True, enable_progress_bar=config.progress_bar,
         enable_model_summary=False, num_sanity_val_steps=0, gradient_clip_val=config.grad_clip or None,
         accelerator=config.accelerator, devices=1, precision=config.precision, deterministic=False,
         default_root_dir=str(ckpt_root),

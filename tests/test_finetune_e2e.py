@@ -49,6 +49,8 @@ def test_finetune_cli_writes_metrics_and_a_reloadable_model(tiny_model, tmp_path
     assert -1 <= metrics["test"]["mcc"] <= 1 and metrics["steps"] == 3
     assert metrics["rows"] == {"train": 15, "dev": 15, "test": 15}
     history = pd.read_csv(out / "history.csv")
+    logged = pd.read_csv(out / "logs" / "csv" / "metrics.csv")  # Lightning's CSV logger, as pretraining
+    assert len(logged) > 0 and any(c.startswith("val/") for c in logged.columns)
     # step 0: the head fitted on frozen features (the first checkpoint candidate); then every 2 steps; step 3 ends it
     assert history["step"].tolist() == [0, 2]
     # the saved model reproduces the written test predictions
