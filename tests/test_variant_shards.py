@@ -130,6 +130,26 @@ def test_devices_two_equals_one_and_resumes(setup, monkeypatch):
     assert first == "".join(x for x in lines if x.startswith(("#", "I\t")))
 
 
+def test_devices_with_a_preset_give_every_worker_the_same_weights(celegans_dir, tmp_path, monkeypatch):
+    """A preset name is a fresh random model: the workers share one draw (saved once), not one draw each."""
+    import pandas as pd
+
+    from dnalm.variants import score_variants_to_file
+
+    fasta, vcf = celegans_dir / "C.elegans.fa.gz", celegans_dir / "C.elegans.variants.vcf.gz"
+    out = tmp_path / "p.tsv"
+    monkeypatch.setattr(shard_mod.shutil, "rmtree", lambda *a, **k: None)  # keep the saved draw to compare with
+    kw = dict(window=16, batch_size=64)
+    shard_mod.score_variants_parallel("transformer-tiny", str(fasta), str(vcf), out, 2, regions=["I:1-400000"],
+                                      threads=1, **kw)
+    saved = dnalm.load_model(shard_mod.shards_folder(out) / "model")
+    one = score_variants_to_file(saved, dnalm.Genome(fasta), vcf, tmp_path / "one.tsv", progress=False,
+                                 selection=make_selection(vcf, None, ["I:1-400000"]), **kw)
+    a, b = pd.read_csv(out, sep="\t"), pd.read_csv(one.out, sep="\t")
+    assert len(a) > 10 and a["id"].tolist() == b["id"].tolist()
+    np.testing.assert_allclose(a["llr"], b["llr"], rtol=1e-5, atol=1e-8)
+
+
 def test_selection_of_a_shard_with_regions(celegans_dir):
     vcf = celegans_dir / "C.elegans.variants.vcf.gz"
     genome = dnalm.Genome(celegans_dir / "C.elegans.fa.gz")

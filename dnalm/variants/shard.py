@@ -335,6 +335,14 @@ def score_variants_parallel(model: str, fasta: str, variants: str, out: str | os
     genome = Genome(fasta)
     folder = shards_folder(out)
     folder.mkdir(exist_ok=True)
+    if not Path(str(model)).is_dir():
+        # a preset is a fresh random model: every worker (and a resumed run) must see the same weights
+        from dnalm.models import load_model
+
+        saved = folder / "model"
+        if not (saved / "model.safetensors").is_file():
+            load_model(model).save_pretrained(saved)
+        model = str(saved)
     jobs, parts = [], []
     for i in range(1, n + 1):
         sel = make_selection(variants, genome, regions, (i, n))
