@@ -59,10 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip())
-        module.add_arguments(p)
-        if "--out" in p._option_string_actions and "--overwrite" not in p._option_string_actions:
-            # until every command declares it with the shared argument helpers
-            p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+        module.add_arguments(p)  # --out and --overwrite come together (options.add_output_options)
         p.set_defaults(_module=module)
     return parser
 
@@ -122,7 +119,7 @@ def _output_guard(args: argparse.Namespace):
         return contextlib.nullcontext()
     inputs = [v for k, v in vars(args).items() if not k.startswith("_") and k not in ("out", "command")]
     siblings = [f"{out}{s}" for s in getattr(module, "OUTPUT_SUFFIXES", ())]
-    return OutputGuard(out, overwrite=bool(getattr(args, "overwrite", False)), inputs=inputs, siblings=siblings)
+    return OutputGuard(out, overwrite=args.overwrite, inputs=inputs, siblings=siblings)
 
 
 if __name__ == "__main__":  # pragma: no cover

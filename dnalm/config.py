@@ -355,8 +355,7 @@ def _set_one(raw: dict, cls: Any, assignment: str) -> None:
             if dataclasses.is_dataclass(tp):
                 hints = _hints(tp)
                 if part not in hints:
-                    err = unknown_key_error(where, part, list(hints))
-                    raise ConfigError(f"--set {dotted}: {err}")
+                    raise ConfigError(f"--set {unknown_key_error(where, part, list(hints))}")  # names the key once
                 tp = hints[part]
             elif typing.get_origin(tp) is dict and len(typing.get_args(tp)) == 2:
                 tp = typing.get_args(tp)[1]
@@ -484,5 +483,6 @@ def load_config(
         for item in overrides or ():
             _set_one(raw, cls, item)
         return from_dict(cls, raw)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}" if path is not None else str(exc)) from None
+    except ConfigError as exc:  # a --set item's own error is not the file's
+        named = path is not None and not str(exc).startswith("--set ")
+        raise ConfigError(f"{path}: {exc}" if named else str(exc)) from None

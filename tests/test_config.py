@@ -97,6 +97,8 @@ def test_set_overrides_are_typed_with_list_indices():
         ("optim", "expected KEY=VALUE"),
     ]:
         assert expected in _msg(apply_overrides, c, [bad]), bad
+    # the key is named once, and a --set error is not blamed on the config file it is applied after
+    assert _msg(apply_overrides, c, ["optim.lrr=1"]).count("optim.lrr") == 1
 
 
 def test_files_are_read_strictly_and_named(tmp_path):
@@ -109,6 +111,8 @@ def test_files_are_read_strictly_and_named(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("optim: {lrr: 1}\n")
     assert _msg(load_config, Cfg, bad).startswith(f"{bad}: optim.lrr: unknown key; did you mean 'optim.lr'?")
+    assert _msg(load_config, Cfg, good, ["optim.lrr=1"]) == (
+        "--set optim.lrr: unknown key; did you mean 'optim.lr'? (known: lr, betas, span, kind, limit)")
     binary = tmp_path / "weights.yaml"
     binary.write_bytes(b"\x00\x01\x02PK\x03\x04")
     assert _msg(read_mapping, binary) == f"{binary}: a binary file, not a YAML/JSON config"
