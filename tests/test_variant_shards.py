@@ -156,3 +156,31 @@ def test_selection_of_a_shard_with_regions(celegans_dir):
     sels = [make_selection(vcf, genome, ["I"], (i, 2)) for i in (1, 2)]
     assert sels[0].records[1] == sels[1].records[0]
     assert sels[0].shard == (1, 2) and [str(r) for r in sels[0].regions] == ["I:1-4611686018427387904"]
+
+
+@pytest.mark.slow
+def test_merge_scores_writes_indexed_bcf_like_one_process(setup):
+    """merge-scores honours score-variants' suffix rule: --out x.bcf is BCF + .csi, with the records one process
+    writes to x.bcf; BCF shards merge too (on chromosome I up to 400 kb, to stay quick)."""
+    tmp, common, _single, _fasta, _vcf = setup
+    region = ["--region", "I:1-400000"]
+    single = tmp / "single-I.bcf"
+    assert cli_main(["score-variants", *common, *region, "--out", str(single)]) == 0
+    for ext in ("vcf", "bcf"):
+        parts = [tmp / f"bcfpart{i}.{ext}" for i in (1, 2)]
+        for i, part in enumerate(parts, 1):
+            assert cli_main(["score-variants", *common, *region, "--shard", f"{i}/2", "--out", str(part)]) == 0
+        merged = tmp / f"merged-from-{ext}.bcf"
+        assert cli_main(["merge-scores", "--input", *map(str, parts), "--out", str(merged)]) == 0
+        assert merged.read_bytes()[:3] == b"\x1f\x8b\x08"  # bgzf, i.e. binary BCF, not text
+        with pysam.VariantFile(str(merged)) as got, pysam.VariantFile(str(single)) as want:
+            assert str(got.header) == str(want.header)
+            records = [str(r) for r in got]
+            assert len(records) > 10 and records == [str(r) for r in want]
+        assert (tmp / f"merged-from-{ext}.bcf.csi").is_file()
+        with pysam.VariantFile(str(merged)) as vf:  # the index answers a region query
+            assert len(list(vf.fetch("I", 0, 200_000))) == sum(
+                1 for r in records if r.split("\t")[0] == "I" and int(r.split("\t")[1]) <= 200_000)
+    # an existing index beside the output counts as an output (refused without --overwrite)
+    (tmp / "lone.bcf.csi").write_text("x")
+    assert cli_main(["merge-scores", "--input", *map(str, parts), "--out", str(tmp / "lone.bcf")]) == 2

@@ -1,20 +1,20 @@
 """Merge the shard outputs of `dnalm score-variants --shard I/N` into the file one process would have written.
 
-The shards are given in order (1/N .. N/N); the header is written once and the records in input order. A
-`.vcf.gz` output is bgzipped and tabix-indexed.
+The shards are given in order (1/N .. N/N); the header is written once and the records in input order. The output
+follows score-variants' suffix rule: `.vcf.gz` is bgzipped and tabix-indexed (.tbi), `.bcf` is BCF with a .csi index.
 """
 
 from __future__ import annotations
 
 from dnalm.commands import options
 
-OUTPUT_SUFFIXES = (".tbi",)  # the tabix index of OUT.vcf.gz
+OUTPUT_SUFFIXES = (".tbi", ".csi")  # the index of OUT.vcf.gz / OUT.bcf
 
 
 def add_arguments(p) -> None:
     p.add_argument("--input", nargs="+", required=True, metavar="SHARD",
-                   help="shard outputs of score-variants --shard, in shard order (1/N first)")
-    options.add_output_options(p, "file", "merged output: OUT.vcf, OUT.vcf.gz (bgzip + .tbi) or OUT.tsv")
+                   help="shard outputs of score-variants --shard (VCF, VCF.gz, BCF or tables), in shard order (1/N first)")
+    options.add_output_options(p, "file", "merged output: OUT.vcf, OUT.vcf.gz (bgzip + .tbi), OUT.bcf (+ .csi) or OUT.tsv")
 
 
 def run(args) -> int:

@@ -201,6 +201,14 @@ def _split_header(path: Path) -> tuple[list[str], Path | None]:
     from dnalm.io.compression import open_maybe_gzip
     from dnalm.io.variant_scores import output_kind
 
+    if output_kind(path) == "bcf":  # binary: its header as htslib writes it in VCF text
+        import pysam
+
+        try:
+            with pysam.VariantFile(str(path)) as vf:
+                return str(vf.header).rstrip("\n").split("\n"), None
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path}: not a readable BCF file ({exc})") from None
     header = []
     with open_maybe_gzip(path, "rt", newline="") as fh:
         first = True
@@ -218,7 +226,15 @@ def _split_header(path: Path) -> tuple[list[str], Path | None]:
 
 def _copy_records(path: Path, dst, table: bool) -> None:
     from dnalm.io.compression import open_maybe_gzip
+    from dnalm.io.variant_scores import output_kind
 
+    if output_kind(path) == "bcf":  # records as VCF text lines (htslib's formatting), streamed
+        import pysam
+
+        with pysam.VariantFile(str(path)) as vf:
+            for rec in vf:
+                dst.write(str(rec).encode())
+        return
     with open_maybe_gzip(path, "rb") as fh:
         for n, line in enumerate(fh):
             if (table and n == 0) or (not table and line.startswith(b"#")):
@@ -248,8 +264,9 @@ def merge_scores(shards: Sequence[str | os.PathLike], out: str | os.PathLike) ->
     """Merge shard outputs of ``score-variants`` (in shard order) into ``out``, as one process would have written it.
 
     Args:
-        shards: shard outputs (``.vcf``, ``.vcf.gz`` or tables), ordered 1..N.
-        out: ``.vcf``, ``.vcf.gz`` (bgzip + .tbi) or a table, as ``score-variants --out``.
+        shards: shard outputs (``.vcf``, ``.vcf.gz``, ``.bcf`` or tables), ordered 1..N.
+        out: ``.vcf``, ``.vcf.gz`` (bgzip + .tbi), ``.bcf`` (+ .csi) or a table: the suffix rule of
+            ``score-variants --out`` (:func:`dnalm.io.variant_scores.output_kind`).
     """
     from dnalm.io.output import scratch_path
     from dnalm.io.variant_scores import assemble_scores, output_kind
