@@ -106,20 +106,24 @@ def main(argv: list[str] | None = None) -> int:
 def _output_guard(args: argparse.Namespace):
     """The output checks of :class:`dnalm.io.output.OutputGuard` around a command with ``--out``.
 
-    A command module may set ``OUTPUT = "self"`` (it checks and writes its outputs itself, e.g. ``--resume``)
-    and ``OUTPUT_SUFFIXES`` (files it writes beside ``--out``: ``OUT + suffix``).
+    A command module may set ``OUTPUT = "self"`` (it checks and writes its outputs itself, e.g. ``--resume``);
+    the files a command writes beside ``--out`` are declared in :data:`dnalm.io.output.SIBLINGS`.
     """
     import contextlib
 
-    from dnalm.io.output import OutputGuard
+    from dnalm.io.output import SIBLINGS, OutputGuard, check_location, sibling_paths
 
     out = getattr(args, "out", None)
     module = args._module
-    if not out or getattr(module, "OUTPUT", None) == "self":
+    if not out:
+        return contextlib.nullcontext()
+    if getattr(module, "OUTPUT", None) == "self":
+        check_location(out, getattr(args, "_out_kind", None))  # where it can be written at all, before any work
         return contextlib.nullcontext()
     inputs = [v for k, v in vars(args).items() if not k.startswith("_") and k not in ("out", "command")]
-    siblings = [f"{out}{s}" for s in getattr(module, "OUTPUT_SUFFIXES", ())]
-    return OutputGuard(out, overwrite=args.overwrite, inputs=inputs, siblings=siblings)
+    siblings = sibling_paths(out, SIBLINGS.get(args.command, ()))
+    return OutputGuard(out, overwrite=args.overwrite, inputs=inputs, siblings=siblings,
+                       kind=getattr(args, "_out_kind", None))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,6 +12,7 @@ import os
 import random
 import shutil
 import stat
+from pathlib import Path
 
 import pysam
 import pytest
@@ -395,3 +396,233 @@ def test_benchmark_with_every_model_run_failed_exits_nonzero(tmp_path, capsys, m
     suite.write_text(f"tasks:\n  t: {task}\npoolings: [mean]\nfinetune: {{max_steps: 2}}\n")
     rc, text = run_cli(capsys, ["benchmark", "--model", bad, "--suite", suite, "--out", tmp_path / "b"])
     assert rc != 0 and "failed" in text
+
+
+# ------------------------------------------------------------------------------------------------ output locations
+# every command that writes, with arguments that parse (inputs that do not exist: the output checks come first)
+WRITERS = {
+    "prepare-genome": ["{in}/g.fa", "--out", "{out}"],
+    "derive-tasks": ["--fasta", "{in}/g.fa.gz", "--cds", "{in}/g.cds.bed", "--out", "{out}"],
+    "report": ["--section", "{in}", "--out", "{out}.md"],  # a section without TITLE=: refused
+    "pretrain": ["--config", "{in}/p.yaml", "--out", "{out}"],
+    "evaluate-lm": ["--model", "{in}/m", "--fasta", "{in}/g.fa", "--out", "{out}.json"],
+    "finetune": ["--model", "{in}/m", "--task", "{in}/task", "--out", "{out}"],
+    "benchmark": ["--model", "{in}/m", "--suite", "{in}/s.yaml", "--out", "{out}"],
+    "embed": ["--model", "{in}/m", "--input", "{in}/s.fa", "--out", "{out}.npz"],
+    "predict": ["--model", "{in}/m", "--input", "{in}/s.fa", "--out", "{out}.tsv"],
+    "finetune-generator": ["--model", "{in}/m", "--input", "{in}/t.csv", "--label-columns", "a", "--out", "{out}"],
+    "generate": ["--model", "{in}/m", "--num", "1", "--out", "{out}.fa"],
+    "train-oracle": ["--input", "{in}/t.csv", "--label-columns", "a", "--out", "{out}"],
+    "evaluate-cre": ["--generated", "{in}/g.fa", "--oracle", "{in}/o", "--reference", "{in}/t.csv", "--out", "{out}"],
+    "score-variants": ["--model", "{in}/m", "--fasta", "{in}/g.fa", "--input", "{in}/v.vcf", "--out", "{out}.vcf.gz"],
+    "merge-scores": ["--input", "{in}/a.vcf", "{in}/b.vcf", "--out", "{out}.vcf"],
+    "variant-summary": ["--input", "{in}/v.vcf", "--out", "{out}.tsv"],
+    "ism": ["--model", "{in}/m", "--sequence", "ACGT", "--out", "{out}"],
+    "attribute": ["--model", "{in}/m", "--input", "{in}/s.fa", "--out", "{out}"],
+    "motifs": ["scan", "--input", "{in}/s.fa", "--motifs", "{in}/j.meme", "--out", "{out}.tsv"],
+    "motifs discover": ["discover", "--attributions", "{in}/a.npz", "--out", "{out}"],
+    "import-model": ["{in}/ckpt", "--out", "{out}"],
+    "import-hyenadna": ["{in}/ckpt", "--out", "{out}"],
+    "export": ["--model", "{in}/m", "--format", "mamba_ssm", "--out", "{out}"],
+}
+
+
+def writer_args(name, out, inputs):
+    cmd = name.split()[0]
+    return [cmd, *(a.replace("{out}", str(out)).replace("{in}", str(inputs)) for a in WRITERS[name])]
+
+
+def test_every_writing_command_is_listed():
+    from dnalm.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    writing = {n for n, p in sub.choices.items() if "--out" in p._option_string_actions}
+    writing |= {n for n, p in sub.choices.items() for a in p._actions if getattr(a, "dest", "") == "motifs_command"}
+    assert writing == {n.split()[0] for n in WRITERS}
+
+
+def unwritable(tmp_path):
+    """A folder this process cannot create files in (chmod; root ignores it, so then /sys), else skip."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    for candidate in (folder, "/sys"):
+        try:
+            (Path(candidate) / ".probe").touch()
+        except OSError:
+            return Path(candidate)
+        (Path(candidate) / ".probe").unlink()
+    pytest.skip("no unwritable folder on this machine")
+
+
+@pytest.mark.parametrize("name", sorted(WRITERS))
+def test_unwritable_output_location_refused_before_work(tmp_path, capsys, name):
+    ro = unwritable(tmp_path)
+    inputs = tmp_path / "in"  # nothing there: a command that got past the output check would name an input instead
+    try:
+        for out in (ro / "dnalm-test-out", ro / "dnalm-test-missing" / "deeper" / "o"):
+            rc, text = run_cli(capsys, writer_args(name, out, inputs))
+            assert rc == 2 and "cannot write" in text and str(ro) in text, text
+            assert not list(Path(ro).glob("*dnalm-test-*")) and not list(Path(ro).glob(".*dnalm-*"))
+    finally:
+        (tmp_path / "ro").chmod(0o755)
+    assert listing(tmp_path) == ["ro"]
+
+
+@pytest.mark.parametrize("name", sorted(WRITERS))
+def test_output_below_a_file_refused(tmp_path, capsys, name):
+    (tmp_path / "afile").write_text("x")
+    rc, text = run_cli(capsys, writer_args(name, tmp_path / "afile" / "sub" / "o", tmp_path / "in"))
+    assert rc == 2 and "afile" in text and "not a folder" in text, text
+    assert listing(tmp_path) == ["afile"] and (tmp_path / "afile").read_text() == "x"
+
+
+@pytest.mark.parametrize("name", sorted(WRITERS))
+def test_failed_run_removes_the_missing_parents_it_made(tmp_path, capsys, name):
+    rc, text = run_cli(capsys, writer_args(name, tmp_path / "new" / "deeper" / "o", tmp_path / "in"))
+    assert rc == 2 and str(tmp_path / "in") in text, text  # the missing input is what stopped it
+    assert listing(tmp_path) == []
+
+
+# ------------------------------------------------------------------------------------------------ sibling outputs
+def _labelled_vcf(path):
+    _vcf(path)
+    lines = path.read_text().splitlines()
+    body = [ln.rsplit("\t", 1)[0] + f"\tCSQ={'ab'[i % 2]}" for i, ln in enumerate(ln for ln in lines if not ln.startswith("#"))]
+    path.write_text("\n".join([ln for ln in lines if ln.startswith("#")] + body) + "\n")
+    return path
+
+
+def test_every_file_written_beside_out_is_declared(tmp_path, capsys, model_dir):
+    """Run each command that writes beside --out into an empty folder: what appears is --out and its SIBLINGS."""
+    from dnalm.io.output import SIBLINGS, sibling_paths
+
+    fasta, vcf = _fasta(tmp_path / "g.fa"), _labelled_vcf(tmp_path / "v.vcf")
+    png = tmp_path / "plot.png"
+    png.write_bytes(bytes.fromhex("89504e470d0a1a0a") + b"\0" * 16)
+    runs = [
+        ("score-variants", "o.vcf.gz", score(model_dir, fasta, vcf, "{out}")),
+        ("score-variants", "o.bcf", score(model_dir, fasta, vcf, "{out}")),
+        ("score-variants", "s1.vcf", score(model_dir, fasta, vcf, "{out}", "--shard", "1/2")),
+        ("score-variants", "s2.vcf", score(model_dir, fasta, vcf, "{out}", "--shard", "2/2")),
+        ("merge-scores", "m.vcf.gz", ["merge-scores", "--input", "{res}/s1.vcf", "{res}/s2.vcf", "--out", "{out}"]),
+        ("merge-scores", "m.bcf", ["merge-scores", "--input", "{res}/s1.vcf", "{res}/s2.vcf", "--out", "{out}"]),
+        ("variant-summary", "sum.tsv", ["variant-summary", "--input", "{res}/s1.vcf", "--out", "{out}"]),
+        ("generate", "gen.fa", ["generate", "--model", model_dir, "--num", "2", "--length", "8", "--seed", "0",
+                                "--no-progress", "--out", "{out}"]),
+        ("report", "r.md", ["report", "--section", f"Plot={png}", "--out", "{out}"]),
+    ]
+    seen = set()
+    for name, out_name, args in runs:
+        res = tmp_path / f"res-{out_name}"
+        res.mkdir()
+        if name in ("merge-scores", "variant-summary"):
+            for shard in ("s1.vcf", "s2.vcf"):
+                shutil.copy(tmp_path / f"res-{shard}" / shard, res / shard)
+        before = set(listing(res))
+        out = res / out_name
+        rc, text = run_cli(capsys, [str(a).replace("{out}", str(out)).replace("{res}", str(res)) for a in args])
+        assert rc == 0, text
+        declared = {str(p.relative_to(res)) for p in sibling_paths(out, SIBLINGS.get(name, ()))}
+        written = {p.split("/")[0] for p in set(listing(res)) - before} - {out_name}
+        assert written <= declared, (name, written - declared)
+        seen |= {(name, d) for d in written}
+    for name, templates in SIBLINGS.items():  # no dead declaration: each template was written by some run
+        for t in templates:
+            assert any(n == name and _matches(t, d) for n, d in seen), (name, t)
+
+
+def _matches(template, name):
+    """Whether the file name ``name`` could come from ``template`` for some output."""
+    import re
+
+    pattern = re.escape(template).replace(r"\{out\}", ".+").replace(r"\{stem\}", ".+")
+    return re.fullmatch(pattern, name) is not None
+
+
+def test_sibling_outputs_are_guarded_like_the_output(tmp_path, capsys, model_dir, monkeypatch):
+    png = tmp_path / "plot.png"
+    png.write_bytes(bytes.fromhex("89504e470d0a1a0a") + b"\0" * 16)
+    # an existing sibling is refused without --overwrite; nothing is written
+    (tmp_path / "r.html").write_text("precious")
+    rc, text = run_cli(capsys, ["report", "--section", f"P={png}", "--out", tmp_path / "r.md"])
+    assert rc == 2 and "r.html" in text and "--overwrite" in text
+    assert (tmp_path / "r.html").read_text() == "precious" and not (tmp_path / "r.md").exists()
+    (tmp_path / "gen.fa.json").write_text("precious")
+    rc, text = run_cli(capsys, ["generate", "--model", model_dir, "--num", "1", "--length", "8", "--out", tmp_path / "gen.fa"])
+    assert rc == 2 and "gen.fa.json" in text and not (tmp_path / "gen.fa").exists()
+    # a sibling is never written over an input, even with --overwrite (the figure folder of report.md holds one)
+    (tmp_path / "r_files").mkdir()
+    shutil.copy(png, tmp_path / "r_files" / "p.png")
+    rc, text = run_cli(capsys, ["report", "--section", f"P={tmp_path / 'r_files' / 'p.png'}", "--out", tmp_path / "r.md",
+                                "--overwrite"])
+    assert rc == 2 and "r_files" in text and "input" in text and (tmp_path / "r_files" / "p.png").exists()
+    vcf = _labelled_vcf(tmp_path / "calls.png")  # a VCF whose name is the summary's figure
+    rc, text = run_cli(capsys, ["variant-summary", "--input", vcf, "--out", tmp_path / "calls.tsv", "--overwrite"])
+    assert rc == 2 and "calls.png" in text and "input" in text
+    # an output named like its own sibling
+    rc, text = run_cli(capsys, ["variant-summary", "--input", vcf, "--out", tmp_path / "s.png"])
+    assert rc == 2 and "also writes" in text
+    # --overwrite replaces the siblings as a whole: an old figure folder does not outlive its report
+    shutil.rmtree(tmp_path / "r_files")
+    (tmp_path / "r_files").mkdir()
+    (tmp_path / "r_files" / "stale.png").write_bytes(b"old")
+    rc, text = run_cli(capsys, ["report", "--section", f"P={png}", "--out", tmp_path / "r.md", "--overwrite"])
+    assert rc == 0 and sorted(os.listdir(tmp_path / "r_files")) == ["P.png"] or rc == 0 and not (tmp_path / "r_files" / "stale.png").exists()
+    assert (tmp_path / "r.html").read_text() != "precious"
+    assert not [p for p in listing(tmp_path) if "dnalm-" in p]
+
+
+def test_guard_puts_back_every_replaced_output_on_failure(tmp_path):
+    out, html, figs = tmp_path / "r.md", tmp_path / "r.html", tmp_path / "r_files"
+    out.write_text("old md")
+    html.write_text("old html")
+    figs.mkdir()
+    (figs / "a.png").write_text("old png")
+    with pytest.raises(Terminated), OutputGuard(out, overwrite=True, siblings=[html, figs]):
+        with atomic_write(out) as fh:
+            fh.write("new md")
+        with atomic_write(html) as fh:
+            fh.write("new html")
+        figs.mkdir()
+        raise Terminated(15)
+    assert out.read_text() == "old md" and html.read_text() == "old html" and (figs / "a.png").read_text() == "old png"
+    assert listing(tmp_path) == ["r.html", "r.md", "r_files", "r_files/a.png"]
+    # a run that fails leaves none of the outputs it created; one that succeeds drops a stale sibling it did not rewrite
+    new = tmp_path / "new"
+    with pytest.raises(KeyboardInterrupt), OutputGuard(new / "o.vcf.gz", siblings=[new / "o.vcf.gz.tbi"]):
+        (new / "o.vcf.gz").write_text("x")
+        (new / "o.vcf.gz.tbi").write_text("x")
+        raise KeyboardInterrupt
+    assert not new.exists()
+    with OutputGuard(out, overwrite=True, siblings=[html]):
+        out.write_text("newer md")  # the page is not written again: the old one no longer matches
+    assert out.read_text() == "newer md" and not html.exists()
+    assert not [p for p in listing(tmp_path) if "dnalm-" in p]
+
+
+@pytest.mark.parametrize("cmd, made", [("score-variants", "folder"), ("ism", "file")])
+def test_out_of_the_wrong_kind_is_refused_even_with_overwrite(tmp_path, capsys, model_dir, cmd, made):
+    fasta, vcf = _fasta(tmp_path / "g.fa"), _vcf(tmp_path / "v.vcf")
+    out = tmp_path / "o"
+    if made == "folder":
+        out.mkdir()
+        (out / "keep.txt").write_text("x")
+        args = score(model_dir, fasta, vcf, out, "--overwrite")
+    else:
+        out.write_text("x")
+        args = ["ism", "--model", model_dir, "--sequence", "ACGTACGT", "--out", out, "--overwrite", "--no-progress"]
+    rc, text = run_cli(capsys, args)
+    assert rc == 2 and f"is a {made}" in text and str(out) in text
+    assert (out / "keep.txt").read_text() == "x" if made == "folder" else out.read_text() == "x"
+
+
+def test_the_current_folder_is_never_replaced(tmp_path, capsys, model_dir, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "keep.txt").write_text("x")
+    monkeypatch.chdir(work)
+    for out in (".", "..", str(work)):
+        rc, text = run_cli(capsys, ["ism", "--model", model_dir, "--sequence", "ACGTACGT", "--out", out, "--overwrite"])
+        assert rc == 2 and "current folder" in text
+    assert (work / "keep.txt").read_text() == "x"

@@ -12,7 +12,6 @@ from dnalm.commands import options
 
 MAX_NUM = 10_000_000  # sequences per condition (written as they come; the bound is against typos like 1e12)
 MAX_BEAMS = 1024  # beams hold a cache each: memory grows linearly with the beam count
-OUTPUT_SUFFIXES = (".json",)  # the settings sidecar OUT.json
 
 
 def add_arguments(p) -> None:

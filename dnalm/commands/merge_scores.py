@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dnalm.commands import options
 
-OUTPUT_SUFFIXES = (".tbi", ".csi")  # the index of OUT.vcf.gz / OUT.bcf
-
 
 def add_arguments(p) -> None:
     p.add_argument("--input", nargs="+", required=True, metavar="SHARD",

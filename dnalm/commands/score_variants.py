@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from dnalm.commands import options
 
-OUTPUT_SUFFIXES = (".tbi", ".csi")  # the index of OUT.vcf.gz (tabix) or OUT.bcf
-
 
 def add_arguments(p) -> None:
     options.add_model_options(p, batch_size=32, batch_help="variant windows per forward pass")

@@ -192,6 +192,39 @@ def scratch_path(beside: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
 
 
 @contextlib.contextmanager
+def _into_place(path: Path, tmp: Path, create, finish) -> Iterator[Path]:
+    """The one temporary-then-rename protocol of :func:`atomic_path` and :func:`atomic_folder`.
+
+    ``create(tmp)`` makes the temporary, the caller's block fills it, ``finish(tmp)`` renames it over ``path``. Any
+    failure or signal removes the temporary and leaves ``path`` as it was. Errors of making, renaming and of a full
+    disk become an :class:`OutputError` naming ``path``; other errors of the caller's block (say, an input that
+    cannot be read) pass through unchanged.
+    """
+    register_temporary(tmp)
+    try:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            create(tmp)
+        except OSError as exc:
+            raise _output_error(exc, path) from None
+        try:
+            yield tmp
+        except OSError as exc:
+            if exc.errno in _NO_SPACE:
+                raise _output_error(exc, path) from None
+            raise
+        try:
+            finish(tmp)
+        except OSError as exc:
+            raise _output_error(exc, path) from None
+    except BaseException:
+        _remove(tmp)
+        raise
+    finally:
+        release_temporary(tmp)
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary file name beside ``path`` (same suffixes); rename it into place on success.
 
@@ -199,22 +232,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     is removed and ``path`` is left as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = register_temporary(temp_name(path, ".tmp" + "".join(path.suffixes)))
-    try:
-        yield tmp
+
+    def finish(tmp: Path) -> None:
         if not tmp.exists():
             raise OutputError(f"{path}: the writer produced no file")
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
-    except OSError as exc:
-        _remove(tmp)
-        raise _output_error(exc, path) from None
-    except BaseException:
-        _remove(tmp)
-        raise
-    finally:
-        release_temporary(tmp)
+
+    with _into_place(path, temp_name(path, ".tmp" + "".join(path.suffixes)), lambda tmp: None, finish) as tmp:
+        yield tmp
 
 
 @contextlib.contextmanager
@@ -238,21 +264,13 @@ def atomic_folder(path: str | os.PathLike, overwrite: bool = True) -> Iterator[P
         overwrite: replace an existing ``path`` (else an existing one is an :class:`OutputError`).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = register_temporary(temp_name(path))
-    try:
-        tmp.mkdir()
-        yield tmp
+
+    def finish(tmp: Path) -> None:
         fix_modes(tmp)
         replace_folder(tmp, path, overwrite=overwrite)
-    except OSError as exc:
-        _remove(tmp)
-        raise _output_error(exc, path) from None
-    except BaseException:
-        _remove(tmp)
-        raise
-    finally:
-        release_temporary(tmp)
+
+    with _into_place(path, temp_name(path), Path.mkdir, finish) as tmp:
+        yield tmp
 
 
 def replace_folder(new: Path, path: Path, overwrite: bool = True) -> None:
@@ -275,20 +293,59 @@ def replace_folder(new: Path, path: Path, overwrite: bool = True) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- guard
+# What commands write beside their --out (outputs inside an output folder need no entry), as templates of the output
+# path: "{out}" the path as given, "{stem}" the path without its last suffix. The CLI's guard treats each like --out
+# itself (refused without --overwrite, never over an input, removed or put back when the run fails);
+# tests/test_adversarial.py runs every command and checks that nothing else appears beside --out. prepare-genome and
+# pretrain check their own outputs (NAME.* in a shared folder; a resumable run folder).
+SIBLINGS: dict[str, tuple[str, ...]] = {
+    "generate": ("{out}.json",),  # the settings and rejection report (generate.batch.generate_to_fasta)
+    "report": ("{stem}.html", "{stem}_files"),  # the self-contained page; the Markdown's plots (dnalm.report)
+    "variant-summary": ("{stem}.png",),  # score distributions and ROC curves (dnalm.variant_summary)
+    "score-variants": ("{out}.tbi", "{out}.csi"),  # the index of OUT.vcf.gz / OUT.bcf (dnalm.io.variant_scores)
+    "merge-scores": ("{out}.tbi", "{out}.csi"),  # the same writer
+}
+
+
+def sibling_paths(out: str | os.PathLike, templates: Iterable[str]) -> list[Path]:
+    """The paths of ``templates`` (see :data:`SIBLINGS`) for the output ``out``."""
+    out = Path(out)
+    stem = out.parent / out.stem
+    return [Path(t.format(out=out, stem=stem)) for t in templates]
+
+
 def _resolved(p: str | os.PathLike) -> Path:
     return Path(os.path.abspath(os.path.realpath(os.path.expanduser(os.fspath(p)))))
 
 
+_TYPE_RE = re.compile(r"^[A-Za-z_][\w-]*:(?!//)")  # the TYPE: of a TYPE:PATH task spec (not a URL's scheme)
+
+
+def _path_candidates(text: str) -> list[str]:
+    """``text`` and the paths an argument can carry: ``TITLE=FILE,FILE``, ``key=PATH``, ``TYPE:PATH?key=PATH&...``."""
+    found = [text]
+    base, _, query = text.partition("?")
+    if query:
+        found += [base, _TYPE_RE.sub("", base)] + [kv.partition("=")[2] for kv in query.split("&")]
+    elif "=" in text:
+        found += text.split("=", 1)[1].split(",")
+    else:
+        found.append(_TYPE_RE.sub("", text))
+    return found
+
+
 def input_paths(values: Iterable) -> list[Path]:
-    """The existing files and folders among ``values`` (strings, paths, lists of them), resolved."""
+    """The existing files and folders among ``values`` (strings, paths, lists of them; also the paths inside
+    ``TITLE=FILE,FILE``, ``key=PATH`` and ``TYPE:PATH?key=value`` arguments), resolved."""
     found = []
     for v in values:
         if isinstance(v, (list, tuple)):
             found.extend(input_paths(v))
         elif isinstance(v, (str, os.PathLike)) and v and len(os.fspath(v)) < 4096:
-            with contextlib.suppress(OSError, ValueError):
-                if os.path.exists(v):
-                    found.append(_resolved(v))
+            for c in _path_candidates(os.fspath(v)):
+                with contextlib.suppress(OSError, ValueError):
+                    if c and os.path.exists(c) and _resolved(c) not in found:
+                        found.append(_resolved(c))
     return found
 
 
@@ -332,23 +389,43 @@ def check_writable(folder: Path, target: Path, need_bytes: int = 0) -> None:
         )
 
 
+def check_location(path: str | os.PathLike, kind: str | None = None, need_bytes: int = 0) -> None:
+    """Whether ``path`` can be written where it is, before any work: an existing ``path`` is of ``kind`` ("file" or
+    "folder"; None: either), and the nearest existing folder above it is a folder that this process can create
+    files in, with ``need_bytes`` free. Missing parent folders are fine (they are created).
+
+    Raises:
+        OutputError: naming ``path`` and the reason.
+    """
+    path = Path(path)
+    if path.exists() and kind == "file" and path.is_dir():
+        raise OutputError(f"{path}: is a folder; this command writes a file: give a file name as --out")
+    if path.exists() and kind == "folder" and not path.is_dir():
+        raise OutputError(f"{path}: is a file; this command writes a folder: give a folder name as --out")
+    check_writable(_nearest_existing(_resolved(path).parent), path, need_bytes)
+
+
 class OutputGuard:
-    """Checks, locks and cleans up one output path (file or folder) for the length of a run.
+    """Checks, locks, backs up and cleans up one output (file or folder) and its siblings for the length of a run.
 
-    On entry: refuses ``path`` when it exists and ``overwrite`` is false, when it is one of ``inputs`` or a folder
-    holding one, when its folder cannot be written or lacks ``need_bytes``; sweeps stale temporaries of ours beside
-    it; creates missing parent folders; takes a lock so that a second run on the same output refuses. When
-    ``overwrite`` replaces an existing folder, the old one is moved aside and put back if the run fails.
+    On entry: refuses the output (or a sibling) when it exists and ``overwrite`` is false, when it is one of
+    ``inputs``, a folder holding one, or the current folder or one above it, when it is a folder where a file is
+    expected (or the reverse), when its folder cannot be written or lacks ``need_bytes``; sweeps stale temporaries
+    of ours beside it; creates missing parent folders; takes a lock so that a second run on the same output refuses.
+    Existing outputs that ``overwrite`` will replace are kept until the run ends: a folder is moved aside, a file
+    keeps a hard link (moved aside where hard links are not supported).
 
-    On failure (exception or signal): removes the output if the run created it (and the parents it created),
-    restores a folder it moved aside. On success: removes the moved-aside folder.
+    On failure (exception or signal): removes every output and sibling the run created (and the parents it
+    created) and puts back what it replaced. On success: drops the backups, and removes an old sibling that the
+    run did not write again (a stale index or figure of the replaced output).
 
     Args:
         path: the output (``--out``).
         overwrite: an existing output may be replaced.
         inputs: the run's input paths (strings, paths or lists; non-existing values are ignored).
         need_bytes: free space to require in the output folder before starting.
-        siblings: other files the run writes beside ``path`` (e.g. ``OUT.json``), checked like ``path``.
+        siblings: other files or folders the run writes beside ``path`` (see :data:`SIBLINGS`), treated like it.
+        kind: "file" or "folder": what ``path`` must be when it exists (None: either).
     """
 
     def __init__(
@@ -358,82 +435,129 @@ class OutputGuard:
         inputs: Iterable = (),
         need_bytes: int = 0,
         siblings: Iterable[str | os.PathLike] = (),
+        kind: str | None = None,
     ):
         self.path = Path(path)
         self.overwrite = overwrite
         self.inputs = input_paths(inputs)
         self.need_bytes = need_bytes
         self.siblings = [Path(s) for s in siblings]
-        self._existed = False
-        self._was_empty: list[Path] | None = None
-        self._aside: Path | None = None
+        self.kind = kind
+        self._kept: list[tuple[Path, str, object]] = []  # (output, how it was found, its backup or empty folders)
         self._made: list[Path] = []
         self._lock_fd: int | None = None
         self._lock_path: Path | None = None
 
+    @property
+    def outputs(self) -> list[Path]:
+        """The output and its siblings."""
+        return [self.path, *self.siblings]
+
     # the checks, usable without the lock
     def check(self) -> None:
         """Raise :class:`OutputError` when the output must not or cannot be written (no side effects)."""
-        target = _resolved(self.path)
-        for p in [self.path, *self.siblings]:
+        try:
+            cwd = _resolved(os.getcwd())
+        except OSError:
+            cwd = None
+        for p in self.siblings:
+            if _resolved(p) == _resolved(self.path):
+                raise OutputError(f"{self.path}: this command also writes {p} beside its output; choose another --out")
+        for p in self.outputs:
             r = _resolved(p)
             for i in self.inputs:
                 if r == i:
                     raise OutputError(f"{p}: is also an input of this run; refusing to write over an input")
                 if i.is_relative_to(r) and r.is_dir():
                     raise OutputError(f"{p}: holds an input of this run ({i}); refusing to replace it")
+            if cwd is not None and cwd.is_relative_to(r):
+                raise OutputError(f"{p}: is the current folder or holds it; refusing to replace it")
+            check_location(p, self.kind if p == self.path else None, self.need_bytes)
             if (p.exists() or p.is_symlink()) and _empty_folder(p) is None and not self.overwrite:
                 kind = "folder" if p.is_dir() else "file"
                 raise OutputError(f"{p}: the output {kind} exists; pass --overwrite to replace it, or choose another --out")
-        check_writable(_nearest_existing(target.parent), self.path, self.need_bytes)
 
     def __enter__(self) -> OutputGuard:
         self.check()
-        parent = _resolved(self.path).parent
         missing = []
-        p = parent
-        while not p.exists():
-            missing.append(p)
-            p = p.parent
-        self._acquire_lock(_nearest_existing(parent))
+        for p in self.outputs:
+            d = _resolved(p).parent
+            while not d.exists() and d not in missing:
+                missing.append(d)
+                d = d.parent
+        self._acquire_lock(_nearest_existing(_resolved(self.path).parent))
         try:
-            for d in reversed(missing):
+            for d in sorted(missing, key=lambda d: len(d.parts)):
                 d.mkdir(exist_ok=True)
                 self._made.append(d)
-            sweep_stale(parent)
+            for folder in {p.parent for p in self.outputs}:
+                sweep_stale(folder)
             self.check()  # again under the lock: another run may have finished meanwhile
-            self._was_empty = _empty_folder(self.path)  # e.g. made by Snakemake for the outputs inside it
-            self._existed = self.path.exists()
-            if self._existed and self._was_empty is None and self.path.is_dir() and not self.path.is_symlink():
-                # keep the previous output whole until the new one is complete
-                self._aside = register_temporary(
-                    self.path.parent / f".{self.path.name}{OLD_TAG}{os.getpid()}-{secrets.token_hex(4)}"
-                )
-                os.rename(self.path, self._aside)
+            for p in self.outputs:
+                self._kept.append(self._keep(p))
         except BaseException:
+            self._restore()
             self._release_lock()
             raise
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if exc_type is None:
-                if self._aside is not None:
-                    release_temporary(self._aside)
-                    _remove(self._aside)
-                return
-            # failure: remove what this run made, put back what it moved aside
-            if self._aside is not None:
-                _remove(self.path)
-                os.rename(self._aside, self.path)
-                release_temporary(self._aside)
-            elif (not self._existed or self._was_empty is not None) and self.path.is_dir() and not self.path.is_symlink():
-                _remove(self.path)
-                for d in self._was_empty or ():
-                    d.mkdir(parents=True, exist_ok=True)
+    def _keep(self, p: Path) -> tuple[Path, str, object]:
+        """Note how ``p`` was found; keep an existing output that the run will replace until it ends."""
+        if not (p.exists() or p.is_symlink()):
+            return p, "new", None
+        empty = _empty_folder(p)  # e.g. made by Snakemake for the outputs inside it
+        if empty is not None:
+            return p, "empty", empty
+        backup = register_temporary(p.parent / f".{p.name}{OLD_TAG}{os.getpid()}-{secrets.token_hex(4)}")
+        if not p.is_dir() or p.is_symlink():
+            try:  # a file stays in place (readers see the old one until the new one is renamed over it)
+                os.link(p, backup, follow_symlinks=False)
+                return p, "linked", backup
+            except OSError:
+                pass
+        os.rename(p, backup)  # a folder is written afresh; the old one waits beside it
+        return p, "moved", backup
+
+    def _restore(self) -> None:
+        """Failure: remove what the run made, put back what it replaced, remove the parents it created."""
+        with deferred_signals():
+            for p, how, kept in reversed(self._kept):
+                if how == "linked":
+                    os.replace(kept, p)
+                elif how == "moved":
+                    _remove(p)
+                    os.rename(kept, p)
+                else:
+                    if p.exists() or p.is_symlink():
+                        _remove(p)
+                    for d in kept or ():  # the empty folders that were there
+                        d.mkdir(parents=True, exist_ok=True)
+                if how in ("linked", "moved"):
+                    release_temporary(kept)
+            self._kept = []
             for d in reversed(self._made):
                 with contextlib.suppress(OSError):
                     d.rmdir()
+
+    def _commit(self) -> None:
+        """Success: drop the backups; an old sibling the run did not write again is stale and goes too."""
+        for p, how, kept in self._kept:
+            if how not in ("linked", "moved"):
+                continue
+            if how == "linked" and p != self.path:
+                with contextlib.suppress(OSError):
+                    if os.path.samestat(os.lstat(p), os.lstat(kept)):
+                        _remove(p)
+            _remove(kept)
+            release_temporary(kept)
+        self._kept = []
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self._commit()
+            else:
+                self._restore()
         finally:
             self._release_lock()
 
