@@ -31,3 +31,21 @@ def test_causal_depthwise_conv_values_and_gradients(length, k, with_prefix, with
     with torch.no_grad():  # the no-autograd path gives the same numbers
         torch.testing.assert_close(causal_depthwise_conv(x, w, b, prefix), _reference(x, w, b, prefix), rtol=0,
                                    atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["plain", "gated"])
+def test_mlp_in_row_blocks_without_autograd_equals_the_whole_tensor(monkeypatch, kind):
+    import dnalm.models.layers as layers
+
+    monkeypatch.setattr(layers, "MLP_BLOCK_ROWS", 5)
+    torch.manual_seed(0)
+    mlp = (layers.Mlp(6, 24) if kind == "plain" else layers.GatedMlp(6, 24)).double()
+    x = torch.randn(3, 13, 6, dtype=torch.float64)
+    want = mlp(x)  # autograd on: one whole-tensor pass
+    with torch.no_grad():
+        got = mlp(x)  # 39 rows in blocks of 5
+    if kind == "plain":
+        torch.testing.assert_close(want, mlp.fc2(F.gelu(mlp.fc1(x), approximate="tanh")), rtol=0, atol=0)
+    torch.testing.assert_close(got, want.detach(), rtol=0, atol=1e-14)
+    with torch.no_grad():
+        torch.testing.assert_close(mlp(x[:, :1]), want[:, :1].detach(), rtol=0, atol=1e-14)  # one block

@@ -38,6 +38,11 @@ from dnalm.models.layers import causal_depthwise_conv
 # Largest memoised filter spectrum per operator (eval, no autograd): beyond it the filter is regenerated per call,
 # so very long contexts (1M tokens: gigabytes of spectra) do not pin memory.
 FILTER_MEMO_BYTES = 1 << 28
+# No-autograd forward: positions per block of the position-wise work (projections, short convolution, gating) and
+# bytes per channel group of the long convolution's transforms, so that the temporaries stay a few MB, reused from
+# block to block, instead of a dozen (B, L, d) and (B, d, n) tensors per layer (see :meth:`HyenaOperator.forward`).
+BLOCK_ROWS = 2048
+FFT_GROUP_BYTES = 1 << 23
 
 
 @dataclass
@@ -197,6 +202,30 @@ def fftconv_blc(
     work = torch.promote_types(u.dtype, torch.float32)
     taps = None if k is None else k[:L].to(work)
     return _FFTConv.apply(u.to(work), taps, D.to(work), fft_length(2 * L - 1), k_f).to(u.dtype)
+
+
+def fftconv_grouped(u: torch.Tensor, k_f: torch.Tensor, D: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """:func:`fftconv_blc`'s forward without autograd, a group of channels at a time (the padded input, its spectrum
+    and the inverse transform of a group take :data:`FFT_GROUP_BYTES`, not the whole (B, C, n) of each).
+
+    Args:
+        u: (B, L, C) input in float32 or float64.
+        k_f: (C, n//2+1) spectrum of the taps at ``n = fft_length(2L - 1)``.
+        D: (C,) skip weights.
+        out: (B, L, C) output; may be ``u`` itself (each group is read before it is written).
+
+    Returns:
+        ``out``.
+    """
+    B, L, C = u.shape
+    n = fft_length(2 * L - 1)
+    group = max(1, min(C, FFT_GROUP_BYTES // (B * n * u.element_size())))
+    for c in range(0, C, group):
+        cs = slice(c, c + group)
+        y = torch.fft.rfft(u[:, :, cs].transpose(1, 2), n=n)  # (B, g, n//2+1)
+        y = torch.fft.irfft(y.mul_(k_f[cs]), n=n)[..., :L].transpose(1, 2)  # (B, L, g)
+        torch.addcmul(y, u[:, :, cs], D[cs], out=out[:, :, cs])
+    return out
 
 
 def _hint(p: torch.Tensor, lr: float | None, wd: float | None) -> None:
@@ -422,6 +451,8 @@ class HyenaOperator(nn.Module):
         L = x.shape[1]
         if L > self.max_length:
             raise ValueError(f"sequence of {L} tokens is longer than the Hyena filter ({self.max_length})")
+        if not torch.is_grad_enabled() and not self.training:
+            return self._forward_blockwise(x)
         d = self.d_model
         # everything stays in the (B, L, channels) layout with each stream contiguous: in_proj and the short conv
         # run per stream (row blocks of their weights), because element-wise gating on strided slices of one
@@ -439,6 +470,45 @@ class HyenaOperator(nn.Module):
             v = self.dropout(v * x_i)
             v = fftconv_blc(v, None if taps is None else taps[o], D[o], None if spectra is None else spectra[o])
         return self.out_proj(v * xs[0])
+
+    def _forward_blockwise(self, x: torch.Tensor) -> torch.Tensor:
+        """The no-autograd eval forward, the same maths as the autograd path of :meth:`forward`, in blocks:
+        the projections, short convolutions and first gating run over :data:`BLOCK_ROWS` positions at a time (the
+        short convolution continues from the previous block's last inputs), the long convolutions over channel
+        groups (:func:`fftconv_grouped`), the last gating and ``out_proj`` again over position blocks. Only the
+        streams needed later and the long-convolution signal are whole (B, L, d) tensors; large temporaries cost
+        more than the arithmetic on them (they are page-faulted afresh each call)."""
+        B, L, _ = x.shape
+        d, o, K = self.d_model, self.order, self.config.short_filter_order
+        W, b = self.in_proj.weight, self.in_proj.bias
+        cw, cb = self.short_filter.weight[:, 0], self.short_filter.bias
+        work = torch.promote_types(x.dtype, torch.float32)
+        keep = [x.new_empty(B, L, d, dtype=work) for _ in range(o - 1)]  # x_0 .. x_{o-2}, gated in later
+        v = x.new_empty(B, L, d, dtype=work)  # the long convolutions' signal, transformed in place
+        prefix: list[torch.Tensor | None] = [None] * (o + 1)  # each stream's last K-1 projected inputs
+        step = max(K, BLOCK_ROWS // B)
+        for s in range(0, L, step):
+            xb = x[:, s : s + step]
+            streams = []
+            for i in range(o + 1):
+                rows = slice(i * d, (i + 1) * d)
+                u = F.linear(xb, W[rows], None if b is None else b[rows])  # (B, t, d)
+                streams.append(causal_depthwise_conv(u, cw[rows], None if cb is None else cb[rows], prefix[i]))
+                if K > 1:
+                    prefix[i] = u[:, -(K - 1):]  # every block but the last has >= K positions
+            for i in range(o - 1):
+                keep[i][:, s : s + step] = streams[i]
+            torch.mul(streams[o], streams[o - 1], out=v[:, s : s + step])  # first gating: v * x_{o-1}
+        _, spectra, D = self._long_filters(L, x.dtype)
+        for stage, x_i in enumerate(reversed(keep[1:] + [None])):
+            if x_i is not None:
+                v.mul_(x_i)
+            fftconv_grouped(v, spectra[stage], D[stage].to(work), out=v)
+        out = x.new_empty(B, L, d, dtype=self.out_proj.weight.dtype)
+        v, x0, flat = v.view(-1, d), keep[0].view(-1, d), out.view(-1, d)
+        for s in range(0, B * L, BLOCK_ROWS):
+            flat[s : s + BLOCK_ROWS] = self.out_proj(v[s : s + BLOCK_ROWS].mul_(x0[s : s + BLOCK_ROWS]).to(x.dtype))
+        return out
 
     def _long_filters(self, L: int, dtype: torch.dtype):
         """Filters of the whole-sequence forward: ``(taps (o, L, d), None, D (o, d))`` when autograd or training
