@@ -21,9 +21,9 @@ API (small on purpose; the CLI's ``--config FILE`` / ``--set KEY=VALUE`` flags c
 - :func:`read_mapping` ``(path)``: a YAML/JSON file's top-level mapping (binary, non-UTF-8, unparsable or
   non-mapping files are refused naming the file).
 
-Types understood: ``int``, ``float``, ``bool``, ``str``, ``list[X]``, ``tuple[X, ...]``, ``X | None``,
-``Literal[...]``, ``dict`` (free-form), ``dict[str, X]``, ``Any`` and nested dataclasses. Conversions are the safe
-ones only: an integral float to ``int`` (``2.0``), an int to ``float``, a numeric string to ``float`` (YAML 1.1 reads
+Types understood: ``int``, ``float`` (finite: NaN and infinity are refused), ``bool``, ``str``, ``list[X]``,
+``tuple[X, ...]``, ``X | None``, ``Literal[...]``, ``dict`` (free-form), ``dict[str, X]``, ``Any`` and nested
+dataclasses. Conversions are the safe ones only: an integral float to ``int`` (``2.0``), an int to ``float``, a numeric string to ``float`` (YAML 1.1 reads
 ``1e-3`` without a dot as a string), a number to ``str``; ``"x"`` for a float, ``1.5`` for an int or ``"yes"`` for a
 bool in a file are errors. A dataclass's ``__post_init__`` checks run on the built object and their
 :class:`~dnalm.errors.ConfigError` gets the dotted prefix.
@@ -47,6 +47,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import os
 import re
 import types
@@ -205,13 +206,17 @@ def convert(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, bool):
             raise bad
         if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 raise bad from None
-        raise bad
+        else:
+            raise bad
+        if not math.isfinite(number):  # no setting means NaN or infinity; both pass every `< 0` check silently
+            raise ConfigError(f"{key}: must be a finite number, got {value!r}")
+        return number
     if tp is str:
         if isinstance(value, str):
             return value

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dnalm.errors import InputError
+
 
 # --------------------------------------------------------------------------------------------- page model
 @dataclass
@@ -456,6 +458,8 @@ def build_results_page(results: str | os.PathLike | None, out: str | os.PathLike
     from dnalm.utils import atomic_path, atomic_write
 
     out = Path(out)
+    if results is not None and not Path(results).is_dir():
+        raise InputError(f"{results}: results folder not found")
     heads, sections = collect(results) if results is not None else ([], [])
     sections += [_file_section(t, f) for t, f in extra or []]
     fig_dir = out.parent / f"{out.stem}_files"

@@ -626,3 +626,24 @@ def test_the_current_folder_is_never_replaced(tmp_path, capsys, model_dir, monke
         rc, text = run_cli(capsys, ["ism", "--model", model_dir, "--sequence", "ACGTACGT", "--out", out, "--overwrite"])
         assert rc == 2 and "current folder" in text
     assert (work / "keep.txt").read_text() == "x"
+
+
+# ------------------------------------------------------------------------------------------------ settings and inputs
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_settings_are_refused_by_the_one_loader(tmp_path, capsys, model_dir, value):
+    csv = tmp_path / "t.csv"
+    rng = random.Random(0)
+    csv.write_text("sequence,a\n" + "".join("".join(rng.choice("ACGT") for _ in range(20)) + f",{rng.random()}\n"
+                                            for _ in range(20)))
+    for args in (["train-oracle", "--input", csv, "--label-columns", "a", "--set", f"lr={value}"],
+                 ["finetune-generator", "--model", model_dir, "--input", csv, "--label-columns", "a",
+                  "--set", f"weight_decay={value}"]):
+        rc, text = run_cli(capsys, [*args, "--out", tmp_path / "o", "--no-progress"])
+        assert rc == 2 and "finite" in text and value in text, text
+    assert listing(tmp_path) == ["t.csv"]
+
+
+def test_report_of_a_missing_results_folder_is_refused(tmp_path, capsys):
+    rc, text = run_cli(capsys, ["report", "--results", tmp_path / "nowhere", "--out", tmp_path / "r.md"])
+    assert rc == 2 and "nowhere" in text and "not found" in text
+    assert listing(tmp_path) == []
