@@ -11,19 +11,25 @@ Pairs (same configuration, same weights):
 - ``pretrain``: one whole pretraining step (forward, next-token loss, backward, AdamW) of ``hybridna-tiny`` and
   ``hyenadna-small``: tokens/s, FLOPs per token counted by ``torch.utils.flop_counter.FlopCounterMode`` (matmuls,
   convolutions, attention; FFTs and element-wise work are not counted), and the utilisation of the float32 GEMM
-  peak that the script measures on the same machine (best of a few 2048^3 matmuls).
+  peak that the script measures on the same machine (best of a few 2048^3 matmuls), by wall-clock time and by process
+  CPU time (the steadier one with one thread on a shared machine).
 
 Every timed call of a pair runs alternately (dnalm, peer, dnalm, peer, ...; the order flips each repetition), so a
 machine shared with other work slows both sides alike; the median of ``--reps`` is reported: tokens/s and the
 ratio peer time / dnalm time from wall-clock time, and the same ratio from process CPU time ("cpu ratio", the
 steadier one with one thread on a loaded machine; with two threads it also counts threads spinning). "rel diff" is
 the largest difference of the two sides' outputs relative to the largest output. ``--profile`` prints
-torch.profiler's top operators of dnalm's side of each pair instead of timing.
+torch.profiler's top operators of both sides of each pair instead of timing, side by side (the longest of
+``--hyena-lengths`` is profiled); for ``hyena`` also the share of the peer's time in the operators both sides run
+alike (GEMMs, GELU, LayerNorm) and the bound on the ratio that it implies; for ``pretrain``, the top operators of one
+``hybridna-tiny`` step.
 
     pip install -e '.[bench]'
     python benchmarks/peers.py                                   # everything, 1 and 2 threads
     python benchmarks/peers.py --pairs mamba2 --threads 1 --reps 5
     python benchmarks/peers.py --pairs hyena --profile
+    python benchmarks/peers.py --pairs hyena --profile --profile-what backward --hyena-lengths 8192 --threads 1
+    python benchmarks/peers.py --pairs pretrain --profile --threads 1
     python benchmarks/peers.py --device cuda --pairs mamba2 hyena pretrain --threads 1   # on a GPU
 """
 
@@ -172,19 +178,20 @@ def run_pair(name: str, lengths: dict, threads: list[int], reps: int, device, dt
 
 
 # ---------------------------------------------------------------------------------------------------- pretraining
-def gemm_peak(device, dtype, n: int = 2048, tries: int = 5) -> float:
-    """Best FLOP/s of an n x n x n matmul (the machine's measured GEMM peak for this thread count)."""
+def gemm_peak(device, dtype, n: int = 2048, tries: int = 5) -> tuple[float, float]:
+    """Best FLOP/s of an n x n x n matmul (the machine's measured GEMM peak for this thread count), by wall-clock
+    time and by process CPU time (the latter leaves out waiting for a core on a shared machine)."""
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     a @ b
-    best = float("inf")
+    best, best_cpu = float("inf"), float("inf")
     for _ in range(tries):
         _sync(device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         a @ b
         _sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best
+        best, best_cpu = min(best, time.perf_counter() - t0), min(best_cpu, time.process_time() - c0)
+    return 2 * n**3 / best, 2 * n**3 / best_cpu
 
 
 def pretrain_rows(presets: list[str], length: int, batch: int, threads: list[int], reps: int, device,
@@ -196,7 +203,7 @@ def pretrain_rows(presets: list[str], length: int, batch: int, threads: list[int
     rows = []
     for n_threads in threads:
         torch.set_num_threads(n_threads)
-        peak = gemm_peak(device, dtype)
+        peak, peak_cpu = gemm_peak(device, dtype)
         for preset in presets:
             torch.manual_seed(0)
             model = build_model(preset).to(device, dtype).train()
@@ -213,41 +220,103 @@ def pretrain_rows(presets: list[str], length: int, batch: int, threads: list[int
                 model(x, labels=x).loss.backward()
             opt.zero_grad(set_to_none=True)
             flops_tok = counter.get_total_flops() / (batch * length)
-            t = interleaved({"step": step}, reps, device)[0]["step"]
-            tok_s = batch * length / t
+            wall, cpu = interleaved({"step": step}, reps, device)
+            tok_s, tok_s_cpu = batch * length / wall["step"], batch * length / cpu["step"]
             row = {"preset": preset, "threads": n_threads, "L": length, "batch": batch, "tok_s": tok_s,
-                   "flops_per_token": flops_tok, "gemm_peak": peak, "utilisation": flops_tok * tok_s / peak}
+                   "flops_per_token": flops_tok, "gemm_peak": peak, "utilisation": flops_tok * tok_s / peak,
+                   "gemm_peak_cpu": peak_cpu, "utilisation_cpu": flops_tok * tok_s_cpu / peak_cpu}
             rows.append(row)
             print(f"{preset:<15} {length:>6} x{batch:<3} {n_threads:>3} {tok_s:>10,.0f} {flops_tok / 1e6:>12.1f} "
-                  f"{peak / 1e9:>10.1f} {100 * row['utilisation']:>7.1f}%", flush=True)
+                  f"{peak / 1e9:>10.1f} {100 * row['utilisation']:>7.1f}% {peak_cpu / 1e9:>10.1f} "
+                  f"{100 * row['utilisation_cpu']:>9.1f}%", flush=True)
     return rows
 
 
 # ---------------------------------------------------------------------------------------------------- profile
-def profile(pairs: list[str], L_mamba: int, L_hyena: int, device, dtype, top: int) -> None:
-    from torch.profiler import ProfilerActivity
+# Operators doing the same work on both sides of the hyena pair: the block's GEMMs (in_proj, out_proj, fc1, fc2,
+# lm_head, forward and backward), the MLP's GELU and the LayerNorms. Whatever else dnalm does, the peer / dnalm ratio
+# cannot exceed peer total / dnalm's time in these unless they get faster than the peer's own.
+SHARED_OPS = ("aten::mm", "aten::addmm", "aten::gelu", "aten::gelu_backward", "aten::native_layer_norm",
+              "aten::native_layer_norm_backward")
+
+
+def _op_times(fn, activities) -> dict[str, tuple[float, int]]:
+    """Self time (ms) and count of each operator per call of ``fn``, from torch.profiler over two calls."""
     from torch.profiler import profile as tprofile
+
+    fn()
+    with tprofile(activities=activities) as prof:
+        fn()
+        fn()
+    cuda = any(a == torch.profiler.ProfilerActivity.CUDA for a in activities)
+    return {e.key: ((e.self_device_time_total if cuda else e.self_cpu_time_total) / 2e3, e.count // 2)
+            for e in prof.key_averages()}
+
+
+def profile(pairs: list[str], L_mamba: int, L_hyena: int, device, dtype, top: int,
+            whats: tuple = (FWD, FWDBWD)) -> None:
+    """Top operators of both sides of each pair, side by side (ms per call); for ``hyena`` also the share of the
+    time in :data:`SHARED_OPS` and the ratio bound it implies; for ``pretrain`` one ``hybridna-tiny`` step."""
+    from torch.profiler import ProfilerActivity
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     for name in pairs:
         if name == "mamba2":
-            ours, _, lo = mamba2_pair(device, dtype)
+            ours, peer, lo = mamba2_pair(device, dtype)
             x = torch.randn(1, L_mamba, 256).to(device, dtype)
         elif name == "hyena":
-            ours, _, lo = hyena_pair(device, dtype, L_hyena + 2)
+            ours, peer, lo = hyena_pair(device, dtype, L_hyena + 2)
             x = torch.randint(7, 11, (1, L_hyena)).to(device)
         else:
+            _profile_pretrain(activities, device, dtype, top)
             continue
-        for what in (FWD, FWDBWD):
-            ours.train(what == FWDBWD)
-            fn = _call(ours, x, what, lo)
-            fn()
-            with tprofile(activities=activities) as prof:
-                fn()
-                fn()
-            key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-            print(f"\n== dnalm {name} {what}, L={x.shape[1]}, 2 calls ==")
-            print(prof.key_averages().table(sort_by=key, row_limit=top, max_name_column_width=48))
+        for what in whats:
+            times = {}
+            for side, model in (("dnalm", ours), ("peer", peer)):
+                model.train(what == FWDBWD)
+                times[side] = _op_times(_call(model, x, what, lo), activities)
+            a, b = times["dnalm"], times["peer"]
+            keys = sorted(set(a) | set(b), key=lambda k: -max(a.get(k, (0, 0))[0], b.get(k, (0, 0))[0]))
+            tot_a, tot_b = sum(v[0] for v in a.values()), sum(v[0] for v in b.values())
+            print(f"\n== {name} {what}, L={x.shape[1]}: self time per call (torch.profiler, 2 calls) ==")
+            print(f"{'operator':<48} {'dnalm ms':>10} {'calls':>6} {'peer ms':>10} {'calls':>6}  shared")
+            for k in keys[:top]:
+                ta, tb = a.get(k, (0.0, 0)), b.get(k, (0.0, 0))
+                print(f"{k[:48]:<48} {ta[0]:>10.1f} {ta[1]:>6} {tb[0]:>10.1f} {tb[1]:>6}  "
+                      f"{'yes' if k in SHARED_OPS else ''}")
+            print(f"{'total':<48} {tot_a:>10.1f} {'':>6} {tot_b:>10.1f}")
+            if name == "hyena":
+                sh_a = sum(a.get(k, (0.0, 0))[0] for k in SHARED_OPS)
+                sh_b = sum(b.get(k, (0.0, 0))[0] for k in SHARED_OPS)
+                print(f"shared operators: dnalm {sh_a:.1f} ms ({100 * sh_a / tot_a:.0f}%), peer {sh_b:.1f} ms "
+                      f"({100 * sh_b / tot_b:.0f}%); profiled ratio {tot_b / tot_a:.2f}x; bound with dnalm's other "
+                      f"operators at zero: {tot_b / sh_a:.2f}x; other operators: dnalm {tot_a - sh_a:.1f} ms, "
+                      f"peer {tot_b - sh_b:.1f} ms")
+
+
+def _profile_pretrain(activities, device, dtype, top: int, presets=("hybridna-tiny",), length: int = 1024,
+                      batch: int = 4) -> None:
+    """Top operators of one whole pretraining step (forward, loss, backward, AdamW) of each preset."""
+    from dnalm.models import build_model
+
+    for preset in presets:
+        torch.manual_seed(0)
+        model = build_model(preset).to(device, dtype).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        x = torch.randint(7, 11, (batch, length), generator=torch.Generator().manual_seed(2)).to(device)
+
+        def step():
+            model(x, labels=x).loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        t = _op_times(step, activities)
+        total = sum(v[0] for v in t.values())
+        print(f"\n== pretraining step {preset}, {batch} x {length}: self time per step (torch.profiler) ==")
+        print(f"{'operator':<48} {'ms':>10} {'calls':>6} {'share':>6}")
+        for k in sorted(t, key=lambda k: -t[k][0])[:top]:
+            print(f"{k[:48]:<48} {t[k][0]:>10.1f} {t[k][1]:>6} {100 * t[k][0] / total:>5.1f}%")
+        print(f"{'total':<48} {total:>10.1f}")
 
 
 # ---------------------------------------------------------------------------------------------------- main
@@ -268,14 +337,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--profile", action="store_true", help="print torch.profiler's top operators instead")
     ap.add_argument("--top", type=int, default=15, help="operators shown by --profile")
+    ap.add_argument("--profile-what", default="both", choices=["both", "forward", "backward"],
+                    help="--profile: forward, forward+backward ('backward') or both")
     args = ap.parse_args(argv)
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     print(f"# torch {torch.__version__}, {sys.platform}, device {device}, {args.dtype}, median of {args.reps}, "
           f"calls interleaved; command: python benchmarks/peers.py {' '.join(sys.argv[1:] if argv is None else argv)}")
     if args.profile:
         torch.set_num_threads(args.threads[0])
+        whats = {"both": (FWD, FWDBWD), "forward": (FWD,), "backward": (FWDBWD,)}[args.profile_what]
         profile(args.pairs, args.mamba_lengths[1 if len(args.mamba_lengths) > 1 else 0], args.hyena_lengths[-1],
-                device, dtype, args.top)
+                device, dtype, args.top, whats)
         return
     if "mamba2" in args.pairs or "hyena" in args.pairs:
         print(f"{'pair':<7} {'what':<17} {'L':>7} {'thr':>3} {'dnalm tok/s':>12} {'peer tok/s':>12} {'ratio':>8} "
@@ -288,7 +360,7 @@ def main(argv: list[str] | None = None) -> None:
                  device, dtype)
     if "pretrain" in args.pairs:
         print(f"\n{'preset':<15} {'L':>6} {'batch':<4} {'thr':>3} {'tok/s':>10} {'MFLOP/tok':>12} {'GEMM GF/s':>10} "
-              f"{'util':>8}")
+              f"{'util':>8} {'GF/s (cpu)':>10} {'util (cpu)':>10}")
         pretrain_rows(args.pretrain_presets, args.pretrain_length, args.pretrain_batch, args.threads, args.reps,
                       device, dtype)
 
