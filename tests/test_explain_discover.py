@@ -23,9 +23,9 @@ def test_bh_qvalues_match_scipy():
 
 
 @pytest.mark.slow
-def test_discover_finds_planted_motif(tmp_path):
+def test_discover_finds_planted_motif(tmp_path, numba_warm):
     """Attributions that sit on a planted 8-mer (plus noise) -> one pattern whose best database match is that
-    motif (q < 0.05) in a database of 40 random matrices and the motif. First call compiles numba kernels."""
+    motif (q < 0.05) in a database of 40 random matrices and the motif. numba_warm: the kernels compiled beside the tests."""
     from dnalm.explain.run import discover_to_files
 
     rng = np.random.default_rng(0)
