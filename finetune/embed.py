@@ -1,5 +1,5 @@
-"""Embeddings of a sequence table or a BED file + genome, written to ``.npz`` or ``.safetensors`` for
-frozen-probe protocols (BEND style)."""
+"""Embeddings of sequences (FASTA, a table, or a BED file + genome) written to ``.npz`` or ``.safetensors`` for
+frozen-probe protocols (BEND style), by region and shard, and the gather of embedding shards into one file."""
 
 from __future__ import annotations
 
@@ -10,102 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from dnalm.data.sequences import load_sequences, read_sequence_input, select
 from dnalm.errors import ConfigError, InputError
 
-FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas")
-
-
-def _is_bed(path: Path) -> bool:
-    return path.name.lower().removesuffix(".gz").endswith(".bed")
-
-
-def _is_fasta(path: Path) -> bool:
-    return path.name.lower().removesuffix(".gz").endswith(FASTA_SUFFIXES)
-
-
-def read_fasta_records(path: str | os.PathLike) -> tuple[list[str], list[str]]:
-    """(names, sequences) of every record of a FASTA file (plain, gzip or bgzip), read with pysam."""
-    import pysam
-
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    names, seqs = [], []
-    try:
-        with pysam.FastxFile(str(path)) as fh:
-            for rec in fh:
-                names.append(rec.name)
-                seqs.append(rec.sequence.upper())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable FASTA file ({exc})") from None
-    if not seqs:
-        raise InputError(f"{path}: no FASTA records")
-    return names, seqs
-
-
-def load_sequences(
-    input: str | os.PathLike,
-    fasta: str | os.PathLike | None = None,
-    sequence_column: str = "sequence",
-    label_columns: Sequence[str] | str | None = "auto",
-    length: int | None = None,
-    strand_aware: bool = True,
-) -> tuple[list[str], np.ndarray | None, dict[str, np.ndarray]]:
-    """Sequences (and labels) from a FASTA file, a CSV/TSV table or a BED file + genome.
-
-    Args:
-        input: FASTA (records in file order, no labels), table with a sequence column, or BED/BED-like
-            intervals (needs ``fasta``).
-        fasta: genome FASTA for BED input.
-        sequence_column: sequence column of a table.
-        label_columns: label column(s); ``"auto"`` takes ``label`` (tables) or ``label``/the single extra
-            column (BED, e.g. BEND's multi-label lists); None for no labels.
-        length: BED only: resize every interval to this many bp around its centre (N-padded at chromosome ends).
-        strand_aware: BED only: reverse complement ``-`` strand intervals.
-
-    Returns:
-        (sequences, labels or None, extra per-row arrays: ``chrom``, ``start``, ``end``, ``strand`` for BED,
-        ``name`` for FASTA).
-    """
-    path = Path(input)
-    if _is_fasta(path):
-        names, seqs = read_fasta_records(path)
-        return seqs, None, {"name": np.asarray(names, dtype=str)}
-    if _is_bed(path):
-        from dnalm.data.intervals import IntervalDataset
-
-        if fasta is None:
-            raise ConfigError(f"{path}: a BED input needs --fasta GENOME")
-        ds = IntervalDataset(path, fasta, length=length, label_columns=label_columns, strand_aware=strand_aware)
-        seqs, chrom, start, end, strand = [], [], [], [], []
-        for i in range(len(ds)):
-            c, s, e, st = ds.window(i)
-            seqs.append(ds.genome.fetch(c, s, e, strand=st, pad=True))
-            chrom.append(c)
-            start.append(s)
-            end.append(e)
-            strand.append(st)
-        extra = {"chrom": np.asarray(chrom, dtype=str), "start": np.asarray(start, dtype=np.int64),
-                 "end": np.asarray(end, dtype=np.int64), "strand": np.asarray(strand, dtype=str)}
-        return seqs, ds.labels, extra
-    from dnalm.data.tables import SequenceTable
-
-    if label_columns == "auto":
-        import pandas as pd
-
-        from dnalm.data.tables import guess_sep
-
-        if not path.exists():
-            raise InputError(f"{path}: no such file")
-        try:
-            header = pd.read_csv(path, sep=guess_sep(path), nrows=0).columns
-        except pd.errors.EmptyDataError:
-            raise InputError(f"{path}: the table is empty (no header line, no rows)") from None
-        label_columns = ["label"] if "label" in header else None
-    table = SequenceTable(path, sequence_column=sequence_column, label_columns=label_columns)
-    seqs = table.frame[sequence_column].astype(str).str.strip().str.upper().tolist()
-    return seqs, table.labels, {}
-
+__all__ = ["embed_file", "load_sequences", "merge_embeddings"]
 
 def _check_lengths(model, seqs: list[str], extra: dict, source) -> None:
     """Refuse, before any work, a sequence longer than the model takes ([BOS] + bases + [EOS]), naming it."""
@@ -142,21 +50,26 @@ def embed_file(
     batch_size: int = 64,
     progress: bool = True,
     model_name: str | None = None,
+    regions: Sequence[str] = (),
+    shard: tuple[int, int] | str | None = None,
 ) -> dict:
-    """Embed every sequence of ``input`` and write ``out`` (``.npz`` or ``.safetensors``).
+    """Embed every sequence of ``input`` (or those of ``regions`` / ``shard``) and write ``out``.
 
     The file holds ``embeddings`` — (N, d) pooled, or (N, L_max, d) per base with ``lengths`` (N,) when
-    ``per_token`` (zeros past each length) — plus ``labels`` when the input has them and, for BED input,
-    the fetched windows (``start``, ``end``; ``chrom`` and ``strand`` as strings in ``.npz``, in the JSON
-    metadata of ``.safetensors``); for FASTA input the record names (``name``, likewise).
+    ``per_token`` (zeros past each length) — plus ``record`` (N,), each row's 0-based record number in the input,
+    ``labels`` when the input has them and, for BED input, the fetched windows (``start``, ``end``; ``chrom`` and
+    ``strand`` as strings in ``.npz``, in the JSON metadata of ``.safetensors``); for FASTA input the record names
+    (``name``, likewise).
 
     Args:
         model: a model directory, a DNALM or a fine-tuned SequenceModel.
-        input, fasta, sequence_column, label_columns, length: see :func:`load_sequences`.
+        input, fasta, sequence_column, label_columns, length: see :func:`dnalm.data.sequences.read_sequence_input`.
         pooling: mean | last | echo | rc_echo.
         per_token: per-base embeddings.
         batch_size: sequences per forward pass.
         model_name: how the model is named in the file's metadata (default ``str(model)``).
+        regions, shard: ``--region`` values and ``--shard I/N`` (:func:`dnalm.data.sequences.select`); the N
+            shards gathered by :func:`merge_embeddings` equal the unsharded file.
 
     Returns:
         A summary dict (rows, shape, file).
@@ -168,9 +81,13 @@ def embed_file(
     suffix = out.name.lower()
     if not suffix.endswith((".npz", ".safetensors")):
         raise ConfigError(f"--out {out}: the file name must end in .npz or .safetensors")
-    seqs, labels, extra = load_sequences(input, fasta, sequence_column, label_columns, length)
-    if not seqs:
+    records = read_sequence_input(input, fasta, sequence_column, label_columns, length)
+    if not len(records):
         raise InputError(f"{input}: no sequences")
+    records = select(records, regions, shard, genome=fasta)
+    if not len(records):
+        raise InputError(f"{input}: no sequences in the selected regions/shard")
+    seqs, labels, extra = records.sequences, records.labels, records.extra
     m = load_backbone(model)
     _check_lengths(m, seqs, extra, input)
     emb = embed_sequences(m, seqs, pooling, per_token, batch_size, progress)
@@ -184,11 +101,15 @@ def embed_file(
         arrays["lengths"] = lengths
     else:
         arrays["embeddings"] = np.asarray(emb, dtype=np.float32)
+    arrays["record"] = records.record
     if labels is not None:
         arrays["labels"] = np.asarray(labels)
     from dnalm.utils import atomic_path
 
-    meta = {"input": str(input), "pooling": pooling, "per_token": per_token, "model": model_name or str(model), "rows": len(seqs)}
+    meta = {"input": str(input), "pooling": pooling, "per_token": per_token, "model": model_name or str(model),
+            "rows": len(seqs)}
+    if regions or shard:
+        meta["selection"] = {"regions": [str(r) for r in regions], "shard": list(shard) if shard else None}
     if suffix.endswith(".npz"):
         arrays.update(extra)
         with atomic_path(out) as tmp, open(tmp, "wb") as fh:
@@ -206,3 +127,87 @@ def embed_file(
             save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp),
                       metadata={"dnalm": json.dumps(meta)})
     return {"rows": len(seqs), "shape": list(arrays["embeddings"].shape), "file": str(out)}
+
+
+def _read_embedding_file(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+    """(arrays, metadata) of a file written by :func:`embed_file`."""
+    if not path.is_file():
+        raise InputError(f"{path}: embedding shard not found")
+    try:
+        if path.name.lower().endswith(".npz"):
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            meta = json.loads(str(arrays.pop("meta")))
+        else:
+            from safetensors import safe_open
+            from safetensors.numpy import load_file
+
+            arrays = load_file(str(path))
+            with safe_open(str(path), framework="numpy") as fh:
+                meta = json.loads((fh.metadata() or {})["dnalm"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"{path}: not an embedding file of dnalm embed ({exc})") from None
+    if "embeddings" not in arrays or "record" not in arrays:
+        raise InputError(f"{path}: not an embedding file of dnalm embed (no 'embeddings'/'record' arrays)")
+    return arrays, meta
+
+
+def merge_embeddings(shards: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path:
+    """Gather the shard files of ``embed --shard I/N`` (given in shard order) into the file one process writes.
+
+    Rows are concatenated in shard order (per-base embeddings zero-padded to the longest); the shards must be
+    1/N .. N/N of one run (same input, model, pooling, regions), so the records come out once each and in input
+    order. ``out`` is ``.npz`` or ``.safetensors`` like the shards.
+    """
+    from dnalm.utils import atomic_path
+
+    out = Path(out)
+    paths = [Path(s) for s in shards]
+    if not paths:
+        raise InputError("merge: no shard files given")
+    kinds = {p.name.lower().endswith(".npz") for p in paths} | {out.name.lower().endswith(".npz")}
+    if len(kinds) > 1:
+        raise InputError(f"{out}: shards and output must all be .npz or all .safetensors")
+    parts = [_read_embedding_file(p) for p in paths]
+    first_meta = parts[0][1]
+    n = len(paths)
+    for k, (p, (arrays, meta)) in enumerate(zip(paths, parts), 1):
+        shard = (meta.get("selection") or {}).get("shard")
+        if (n > 1 or shard is not None) and shard != [k, n]:
+            what = f"shard {shard[0]}/{shard[1]}" if shard else "not a shard (written without --shard)"
+            raise InputError(f"{p}: is {what}, expected shard {k}/{n}: give all N shards in order 1/N .. N/N")
+        same = {key: v for key, v in meta.items() if key not in ("rows", "selection", "chrom", "strand", "name")}
+        want = {key: v for key, v in first_meta.items() if key not in ("rows", "selection", "chrom", "strand", "name")}
+        regions = (meta.get("selection") or {}).get("regions")
+        if same != want or regions != (first_meta.get("selection") or {}).get("regions"):
+            raise InputError(f"{p}: written by another run than {paths[0]} (input, model, pooling or regions differ)")
+        if set(arrays) != set(parts[0][0]):
+            raise InputError(f"{p}: holds arrays {sorted(arrays)}, {paths[0]} holds {sorted(parts[0][0])}")
+    merged: dict[str, np.ndarray] = {}
+    for key in parts[0][0]:
+        pieces = [a[key] for a, _ in parts]
+        if key == "embeddings" and pieces[0].ndim == 3:  # per base: pad to the longest shard
+            L = max(x.shape[1] for x in pieces)
+            pieces = [np.pad(x, ((0, 0), (0, L - x.shape[1]), (0, 0))) for x in pieces]
+        merged[key] = np.concatenate(pieces)
+    record = merged["record"]
+    if len(record) > 1 and not np.all(np.diff(record) > 0):
+        raise InputError(f"{out}: the shards' records are not in input order or overlap (give them 1/N .. N/N)")
+    meta = {key: v for key, v in first_meta.items() if key != "selection"}
+    meta["rows"] = len(record)
+    regions = (first_meta.get("selection") or {}).get("regions")
+    if regions:
+        meta["selection"] = {"regions": regions, "shard": None}
+    for key in ("chrom", "strand", "name"):  # safetensors keeps string columns in its metadata
+        if key in first_meta:
+            meta[key] = [x for _, m in parts for x in m[key]]
+    if out.name.lower().endswith(".npz"):
+        with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **merged, meta=np.asarray(json.dumps(meta)))
+    else:
+        from safetensors.numpy import save_file
+
+        with atomic_path(out) as tmp:
+            save_file({k: np.ascontiguousarray(v) for k, v in merged.items()}, str(tmp),
+                      metadata={"dnalm": json.dumps(meta)})
+    return out

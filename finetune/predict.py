@@ -111,7 +111,7 @@ def predict_file(
 
     Args:
         model: a :class:`finetune.heads.SequenceModel` (``SequenceModel.load(folder)``).
-        input, fasta, sequence_column, length: see :func:`finetune.embed.load_sequences`.
+        input, fasta, sequence_column, length: see :func:`dnalm.data.sequences.read_sequence_input`.
         out: ``.tsv`` (one row per sequence: its name or coordinates, then the predictions), or for a per-base
             head ``.bedGraph`` / ``.bw`` (bigWig, needs pyBigWig) with the per-base track.
         batch_size: sequences per forward pass.
@@ -119,8 +119,8 @@ def predict_file(
     Returns:
         A summary dict (rows, file, format).
     """
+    from dnalm.data.sequences import load_sequences
     from dnalm.utils import atomic_path, atomic_write
-    from finetune.embed import load_sequences
 
     out = Path(out)
     fmt = _out_format(out)

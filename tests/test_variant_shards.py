@@ -13,8 +13,9 @@ import torch
 import dnalm
 from dnalm.cli import main as cli_main
 from dnalm.errors import InputError
+from dnalm.io.regions import parse_regions, parse_shard, shard_bounds
 from dnalm.variants import shard as shard_mod
-from dnalm.variants.shard import make_selection, parse_regions, parse_shard, shard_bounds
+from dnalm.variants.shard import make_selection
 
 
 def _text(path) -> str:

@@ -33,24 +33,29 @@ def add_arguments(p) -> None:
     p.add_argument("--label", help="attribute only rows of a table whose label column equals this value")
     p.add_argument("--top", type=options.int_in(0), default=10, help="logos for this many sequences, highest output first (default 10)")
     p.add_argument("--seed", type=options.non_negative_int, default=0, help="seed of the shuffles (default 0)")
+    options.add_selection_options(p, "sequences", " (--bed input: a region is in it when it overlaps it)")
     options.add_output_options(p, "folder", "output folder: attributions.npz, summary.tsv, run.json, logos/")
 
 
 def run(args) -> int:
-    from dnalm.explain.run import attribute_sequences, check_out_dir, make_target, read_sequences
+    from dnalm.explain.run import attribute_sequences, check_out_dir, make_target, read_sequence_records
 
     check_out_dir(args.out, args.overwrite)
     device, dtype = options.setup_compute(args)
-    seqs, names, coords = read_sequences(args.input or args.bed, fasta=args.fasta, sequence_column=args.sequence_column,
-                                         length=args.length, label=args.label, max_sequences=args.max_sequences)
+    records = read_sequence_records(args.input or args.bed, fasta=args.fasta, sequence_column=args.sequence_column,
+                                    length=args.length, label=args.label, max_sequences=args.max_sequences,
+                                    regions=args.region, shard=args.shard)
+    seqs = records.sequences
     if args.head:
         args.model = args.head  # a fine-tuned folder holds its backbone beside the head
     model = options.load_model(args, device, dtype, heads=True)
     target, what = make_target(model, output=args.output, position=args.position,
                                region=(args.region_start, args.region_end))
-    info = attribute_sequences(target, seqs, names, args.out, coords=coords, method=args.method, baseline=args.baseline,
+    info = attribute_sequences(target, seqs, records.names, args.out, coords=records.coords, method=args.method,
+                               baseline=args.baseline, record=records.record,
                                n_shuffles=args.shuffles, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                                top=args.top, device=device, progress=options.progress(args),
-                               meta={"model": str(args.head or args.model), "target": what})
+                               meta={"model": str(args.head or args.model), "target": what,
+                                     "shard": list(args.shard) if args.shard else None, "regions": args.region})
     print(f"wrote {info['npz']} ({len(seqs):,} sequences, {args.method}), {info['summary']} and {len(info['logos'])} logo(s)")
     return 0

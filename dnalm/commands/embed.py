@@ -1,5 +1,5 @@
 """Write embeddings of sequences (FASTA, CSV/TSV table, or BED intervals + a genome), pooled or per base, to
-.npz/.safetensors."""
+.npz/.safetensors; --region and --shard I/N select a part (shards gathered by `dnalm merge-scores`)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ def add_arguments(p) -> None:
                                      "present, for BED also the single extra column)")
     p.add_argument("--no-labels", action="store_true", help="store no labels")
     p.add_argument("--length", type=options.positive_int, help="BED: resize intervals to this many bp around their centre")
+    options.add_selection_options(p, "intervals", " (BED input: an interval is in it when it overlaps it)")
 
 
 def run(args) -> int:
@@ -31,6 +32,6 @@ def run(args) -> int:
     info = embed_file(model, args.input, args.out, fasta=args.fasta, pooling=args.pooling,
                       per_token=args.per_token, sequence_column=args.sequence_column, label_columns=labels,
                       length=args.length, batch_size=args.batch_size, progress=options.progress(args),
-                      model_name=str(args.model))
+                      model_name=str(args.model), regions=args.region, shard=args.shard)
     print(f"wrote {info['file']}: {info['rows']:,} rows, embeddings {tuple(info['shape'])}")
     return 0

@@ -7,7 +7,8 @@ One flag name per meaning (see the conventions table in the README, checked by `
 - a command that writes: ``--out`` (a file where it writes one file, a folder where it writes several; never a
   prefix) and ``--overwrite`` (:func:`add_output_options`);
 - a command with settings: ``--config FILE`` and ``--set key=value`` (:func:`add_settings_options`);
-- the file records are read from: ``--input``; the value/label columns of a table: ``--label-columns``.
+- the file records are read from: ``--input``; the value/label columns of a table: ``--label-columns``;
+- a command whose work splits: ``--region`` and ``--shard I/N`` (:func:`add_selection_options`).
 
 Validators raise :class:`argparse.ArgumentTypeError`, so a bad value ends as ``dnalm CMD: error: argument
 --flag: ...`` with exit code 2 and no traceback, before any file is read or model built. Nothing here imports
@@ -190,6 +191,28 @@ def add_output_options(p, kind: str, help: str, *, required: bool = True) -> Non
     p.add_argument("--overwrite", action="store_true",
                    help=f"replace an existing output {kind} (default: refuse)")
     p.set_defaults(_out_kind=kind)
+
+
+def shard(text: str) -> tuple[int, int]:
+    """An argparse ``type`` for ``--shard I/N`` (:func:`dnalm.io.regions.parse_shard`)."""
+    from dnalm.errors import InputError
+    from dnalm.io.regions import parse_shard
+
+    try:
+        return parse_shard(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_selection_options(p, what: str, region_help: str = "") -> None:
+    """``--region CHR[:START-END]|BED`` (repeatable) and ``--shard I/N``: the one work selection of the commands
+    that split their input (:mod:`dnalm.io.regions`); ``what`` names the records ("records", "intervals")."""
+    p.add_argument("--region", action="append", default=[], metavar="CHR[:START-END]|BED",
+                   help=f"only {what} in this region (1-based inclusive, as samtools; a whole chromosome; or a BED "
+                   f"file){region_help}; repeatable")
+    p.add_argument("--shard", type=shard, default=None, metavar="I/N",
+                   help=f"shard I of N: a contiguous run of the {what} (in input order) balanced by work, so N "
+                   "runs cover the input exactly once; `dnalm merge-scores` gathers them in shard order")
 
 
 def add_settings_options(p, *, what: str, example: str, config: bool = True, config_required: bool = False,

@@ -51,16 +51,7 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--strict", action="store_true", help="stop with an error at the first variant that cannot be scored"
     )
-    p.add_argument(
-        "--region", action="append", default=[], metavar="CHR[:START-END]|BED",
-        help="score only records in this region (1-based inclusive, as samtools; a whole chromosome; or a BED "
-        "file); repeatable",
-    )
-    p.add_argument(
-        "--shard", type=_shard, default=None, metavar="I/N",
-        help="score shard I of N (contiguous runs of records balanced by work); the N shards merged with "
-        "`dnalm merge-scores` give the single-process output",
-    )
+    options.add_selection_options(p, "records", " (a variant is in it when its position is)")
     p.add_argument(
         "--devices", type=options.int_in(1, 256), default=1, metavar="N",
         help="score N shards in N worker processes (one per GPU with --device cuda, else CPU processes sharing "
@@ -70,18 +61,6 @@ def add_arguments(p) -> None:
         "--restart", action="store_true",
         help="ignore an unfinished run's progress in OUT.dnalm-resume/ (by default the same command continues it)",
     )
-
-
-def _shard(text: str) -> tuple[int, int]:
-    import argparse
-
-    from dnalm.errors import InputError
-    from dnalm.variants.shard import parse_shard
-
-    try:
-        return parse_shard(text)
-    except InputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def run(args) -> int:

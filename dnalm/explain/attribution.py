@@ -71,7 +71,8 @@ class _Target(nn.Module):
         return self.fn(x, mask)
 
 
-def make_baselines(x: np.ndarray, mask: np.ndarray, baseline: str | np.ndarray, n_shuffles: int, seed: int) -> np.ndarray:
+def make_baselines(x: np.ndarray, mask: np.ndarray, baseline: str | np.ndarray, n_shuffles: int, seed: int,
+                   index: np.ndarray | None = None) -> np.ndarray:
     """Baselines (N, K, 4, L) for IG / DeepLIFT-SHAP (see the module docstring)."""
     N, _, L = x.shape
     if isinstance(baseline, np.ndarray):
@@ -84,7 +85,7 @@ def make_baselines(x: np.ndarray, mask: np.ndarray, baseline: str | np.ndarray, 
     if baseline == "dinucleotide":
         from dnalm.explain.onehot import dinucleotide_shuffles
 
-        return dinucleotide_shuffles(x, mask, n=n_shuffles, seed=seed)
+        return dinucleotide_shuffles(x, mask, n=n_shuffles, seed=seed, index=index)
     if baseline == "uniform":
         return np.broadcast_to((0.25 * mask[:, None, None, :]).astype(np.float32), (N, 1, 4, L)).copy()
     if baseline == "zeros":
@@ -104,6 +105,7 @@ def attribute(
     seed: int = 0,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    index: np.ndarray | None = None,
 ) -> Attributions:
     """Attributions of ``target`` for a one-hot batch.
 
@@ -119,6 +121,8 @@ def attribute(
         seed: seed of the shuffles.
         device: where the target runs.
         progress: show a progress bar.
+        index: (N,) the sequences' input record numbers (default 0..N-1): a sequence's shuffles depend on the seed
+            and its number, so a shard of an input gets the baselines the whole input gets.
 
     Returns:
         :class:`Attributions` (numpy arrays on the CPU).
@@ -136,7 +140,8 @@ def attribute(
     try:
         if method == "ism":
             return _ism(module, x, mask, batch_size, device, progress)
-        return _gradient_method(module, x, mask, method, baseline, n_shuffles, steps, batch_size, seed, device, progress)
+        return _gradient_method(module, x, mask, method, baseline, n_shuffles, steps, batch_size, seed, device, progress,
+                                index)
     finally:
         module.train(was_training)
 
@@ -151,7 +156,8 @@ def _scores(module, x, mask, batch_size, device) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
 
-def _gradient_method(module, x, mask, method, baseline, n_shuffles, steps, batch_size, seed, device, progress):
+def _gradient_method(module, x, mask, method, baseline, n_shuffles, steps, batch_size, seed, device, progress,
+                     index=None):
     from captum.attr import DeepLift, IntegratedGradients, Saliency
     from tqdm.auto import tqdm
 
@@ -159,7 +165,7 @@ def _gradient_method(module, x, mask, method, baseline, n_shuffles, steps, batch
     if method == "saliency":
         bases = None
     else:
-        bases = make_baselines(x, mask, baseline, n_shuffles, seed)  # (N, K, 4, L)
+        bases = make_baselines(x, mask, baseline, n_shuffles, seed, index)  # (N, K, 4, L)
     K = 1 if bases is None else bases.shape[1]
     hyp = np.zeros_like(x)
     bscore = np.zeros(N, dtype=np.float64)

@@ -22,7 +22,7 @@ NPZ_KEYS = ("x", "mask", "contributions", "hypothetical", "scores", "baseline_sc
 
 def write_attributions(attr: Attributions, x: np.ndarray, mask: np.ndarray, names: Sequence[str], out_dir: str | os.PathLike,
                        coords: dict[str, np.ndarray] | None = None, top: int = 10, window: int = 10,
-                       meta: dict | None = None) -> dict:
+                       meta: dict | None = None, record: np.ndarray | None = None) -> dict:
     """Write the arrays, the per-sequence summary and logos of the ``top`` sequences by score (``logos/``, and the
     first again as ``top.png``).
 
@@ -35,6 +35,7 @@ def write_attributions(attr: Attributions, x: np.ndarray, mask: np.ndarray, name
         top: logos for this many sequences (highest f(x) first).
         window: width of the summary's highest-attribution window.
         meta: extra JSON-able settings recorded in ``run.json``.
+        record: (N,) the sequences' 0-based record numbers in the input (default 0..N-1), written as ``record``.
 
     Returns:
         A dict of what was written.
@@ -52,7 +53,8 @@ def write_attributions(attr: Attributions, x: np.ndarray, mask: np.ndarray, name
     arrays = {"x": x.astype(np.float32), "mask": mask, "contributions": attr.contributions.astype(np.float32),
               "hypothetical": attr.hypothetical.astype(np.float32), "scores": attr.scores.astype(np.float32),
               "baseline_scores": (attr.baseline_scores if attr.baseline_scores is not None else np.full(N, np.nan)).astype(np.float32),
-              "names": np.asarray(names, dtype=str)}
+              "names": np.asarray(names, dtype=str),
+              "record": np.arange(N, dtype=np.int64) if record is None else np.asarray(record, dtype=np.int64)}
     for k, v in (coords or {}).items():
         arrays[k] = np.asarray(v)
     with atomic_path(out / "attributions.npz") as tmp, open(tmp, "wb") as fh:

@@ -61,14 +61,17 @@ def reverse_complement(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(x)[..., ::-1, ::-1])
 
 
-def dinucleotide_shuffles(x: np.ndarray, mask: np.ndarray | None = None, n: int = 8, seed: int = 0) -> np.ndarray:
+def dinucleotide_shuffles(x: np.ndarray, mask: np.ndarray | None = None, n: int = 8, seed: int = 0,
+                          index: np.ndarray | None = None) -> np.ndarray:
     """``n`` dinucleotide-preserving shuffles of each sequence (baselines for IG / DeepLIFT-SHAP).
 
     Args:
         x: (N, 4, L) one-hot.
         mask: (N, L) real columns (default: all).
         n: shuffles per sequence.
-        seed: random seed (shuffle ``k`` of sequence ``i`` depends only on the seed and ``i``).
+        seed: random seed (shuffle ``k`` of sequence ``i`` depends only on the seed and ``index[i]``).
+        index: (N,) the sequences' numbers in their input (default 0..N-1), so that a sequence gets the same
+            shuffles in a shard of the input as in the whole.
 
     Returns:
         (N, n, 4, L) float32; N columns and padding are kept where they are.
@@ -80,6 +83,7 @@ def dinucleotide_shuffles(x: np.ndarray, mask: np.ndarray | None = None, n: int 
     N, _, L = x.shape
     mask = np.ones((N, L), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
     out = np.repeat(x[:, None], n, axis=1)  # (N, n, 4, L)
+    index = np.arange(N) if index is None else np.asarray(index, dtype=np.int64)
     for i in range(N):
         real = (x[i].sum(0) > 0) & mask[i]  # (L,) one-hot columns
         # shuffle each maximal run of one-hot columns (N bases and padding stay put)
@@ -89,7 +93,7 @@ def dinucleotide_shuffles(x: np.ndarray, mask: np.ndarray | None = None, n: int 
                 continue
             run = torch.from_numpy(x[i : i + 1, :, start:end].astype(np.int8))  # (1, 4, W)
             try:
-                shuf = dinucleotide_shuffle(run, n=n, random_state=seed + 7919 * i + start)  # (1, n, 4, W)
+                shuf = dinucleotide_shuffle(run, n=n, random_state=seed + 7919 * int(index[i]) + start)  # (1, n, 4, W)
             except ValueError:  # the run has a single dinucleotide-preserving order (e.g. ACGTACGT): keep it
                 continue
             out[i, :, :, start:end] = shuf[0].numpy().astype(np.float32)

@@ -10,8 +10,6 @@ import numpy as np
 
 from dnalm.errors import InputError
 
-FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas")
-
 
 def check_out_dir(out: str | os.PathLike, overwrite: bool) -> Path:
     """Refuse an existing non-empty output folder unless ``overwrite``."""
@@ -23,10 +21,11 @@ def check_out_dir(out: str | os.PathLike, overwrite: bool) -> Path:
     return out
 
 
-def read_sequences(path: str | os.PathLike, fasta: str | os.PathLike | None = None, sequence_column: str = "sequence",
-                   length: int | None = None, label: str | None = None, max_sequences: int | None = None
-                   ) -> tuple[list[str], list[str], dict[str, np.ndarray] | None]:
-    """Sequences, names and (for BED) genome coordinates from a FASTA, a CSV/TSV table or BED + genome.
+def read_sequence_records(path: str | os.PathLike, fasta: str | os.PathLike | None = None,
+                          sequence_column: str = "sequence", length: int | None = None, label: str | None = None,
+                          max_sequences: int | None = None, regions: Sequence[str] = (),
+                          shard: tuple[int, int] | None = None):
+    """The sequences to attribute, through the one reader (:func:`dnalm.data.sequences.read_sequence_input`).
 
     Args:
         path: FASTA (gzip ok), a table with ``sequence_column`` (CSV/TSV), or a BED file (needs ``fasta``).
@@ -34,80 +33,43 @@ def read_sequences(path: str | os.PathLike, fasta: str | os.PathLike | None = No
         sequence_column: the table's sequence column.
         length: BED: resize regions to this many bp around their centre.
         label: tables: keep rows whose ``label`` column equals this (as text).
-        max_sequences: keep the first N.
+        max_sequences: keep the first N (after ``label``).
+        regions, shard: ``--region`` / ``--shard I/N`` (:func:`dnalm.data.sequences.select`), applied last.
 
     Returns:
-        (sequences upper-cased, names, coords or None); coords has ``chrom``, ``start``, ``end``, ``strand``.
+        A :class:`dnalm.data.sequences.SequenceInput` (sequences upper-cased, names, coords for BED, input record
+        numbers).
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    name = path.name.lower().removesuffix(".gz")
-    coords = None
-    if name.endswith((".bed", ".narrowpeak")):
-        from dnalm.data.bed import read_bed, resize_interval
-        from dnalm.io.genome import Genome
+    from dnalm.data.sequences import read_sequence_input, select
 
-        if fasta is None:
-            raise InputError(f"{path}: BED input needs --fasta GENOME")
-        genome = Genome(fasta)
-        df = read_bed(path, genome=genome)
-        if max_sequences:
-            df = df.iloc[:max_sequences]
-        seqs, names, chrom, start, end, strand = [], [], [], [], [], []
-        for _, r in df.iterrows():
-            st = str(r["strand"]) if "strand" in df.columns and str(r["strand"]) in "+-" else "+"
-            s, e = (int(r["start"]), int(r["end"])) if not length else resize_interval(int(r["start"]), int(r["end"]), length, st)
-            seqs.append(genome.fetch(str(r["chrom"]), s, e, strand=st, pad=True).upper())
-            names.append(str(r["name"]) if "name" in df.columns else f"{r['chrom']}:{s + 1}-{e}{'' if st == '+' else '(-)'}")
-            chrom.append(str(r["chrom"]))
-            start.append(s)
-            end.append(e)
-            strand.append(st)
-        coords = {"chrom": np.asarray(chrom, dtype=str), "start": np.asarray(start, dtype=np.int64),
-                  "end": np.asarray(end, dtype=np.int64), "strand": np.asarray(strand, dtype=str)}
-    elif name.endswith(FASTA_SUFFIXES):
-        import pysam
-
-        seqs, names = [], []
-        try:
-            with pysam.FastxFile(str(path)) as fh:
-                for rec in fh:
-                    names.append(rec.name)
-                    seqs.append(rec.sequence.upper())
-                    if max_sequences and len(seqs) >= max_sequences:
-                        break
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{path}: not a readable FASTA file ({exc})") from None
-    else:
-        import pandas as pd
-
-        from dnalm.data.tables import guess_sep
-
-        try:
-            df = pd.read_csv(path, sep=guess_sep(path), dtype=str, keep_default_na=False)
-        except (ValueError, pd.errors.ParserError) as exc:
-            raise InputError(f"{path}: cannot read as a CSV/TSV table ({exc})") from None
-        if sequence_column not in df.columns:
-            raise InputError(f"{path}: no column {sequence_column!r}; columns are {list(df.columns)}")
-        keep = np.arange(len(df))
-        if label is not None:
-            if "label" not in df.columns:
-                raise InputError(f"{path}: --label needs a 'label' column; columns are {list(df.columns)}")
-            keep = np.flatnonzero(df["label"].str.strip().to_numpy() == str(label))
-        if max_sequences:
-            keep = keep[:max_sequences]
-        names_col = next((c for c in ("name", "id") if c in df.columns), None)
-        seqs = [df[sequence_column].iloc[i].strip().upper() for i in keep]
-        names = [df[names_col].iloc[i] if names_col else f"row{i + 1}" for i in keep]
-    if not seqs:
+    records = read_sequence_input(path, fasta, sequence_column, label_columns=None, length=length)
+    keep = np.arange(len(records))
+    if label is not None:
+        rows = records.rows
+        if rows is None or "label" not in rows.columns:
+            cols = [] if rows is None else list(rows.columns)
+            raise InputError(f"{path}: --label needs a 'label' column; columns are {cols}")
+        keep = np.flatnonzero(rows["label"].astype(str).str.strip().to_numpy() == str(label))
+    if max_sequences:
+        keep = keep[:max_sequences]
+    records = select(records.take(keep), regions, shard, genome=fasta)
+    if not len(records):
         raise InputError(f"{path}: no sequences")
-    bad = next(((i, s) for i, s in enumerate(seqs) if not s or set(s) - set("ACGTN")), None)
+    bad = next(((i, s) for i, s in enumerate(records.sequences) if not s or set(s) - set("ACGTN")), None)
     if bad is not None:
         i, s = bad
-        raise InputError(f"{path}: sequence {names[i]!r} is empty or has letters other than ACGTN "
+        raise InputError(f"{path}: sequence {records.names[i]!r} is empty or has letters other than ACGTN "
                          f"({sorted(set(s) - set('ACGTN'))[:5]})")
-    return seqs, names, coords
+    return records
+
+
+def read_sequences(path: str | os.PathLike, fasta: str | os.PathLike | None = None, sequence_column: str = "sequence",
+                   length: int | None = None, label: str | None = None, max_sequences: int | None = None
+                   ) -> tuple[list[str], list[str], dict[str, np.ndarray] | None]:
+    """(sequences, names, coords or None) of :func:`read_sequence_records` (coords: ``chrom``, ``start``, ``end``,
+    ``strand`` of BED input)."""
+    r = read_sequence_records(path, fasta, sequence_column, length, label, max_sequences)
+    return r.sequences, r.names, r.coords
 
 
 def make_target(model, output: int = 0, position: int | None = None, region: tuple[int, int | None] = (0, None)):
@@ -127,16 +89,21 @@ def make_target(model, output: int = 0, position: int | None = None, region: tup
 def attribute_sequences(target, sequences: Sequence[str], names: Sequence[str], out_dir: str | os.PathLike,
                         coords: dict | None = None, method: str = "ig", baseline: str = "dinucleotide",
                         n_shuffles: int = 8, steps: int = 32, batch_size: int = 32, seed: int = 0, top: int = 10,
-                        device: str = "cpu", progress: bool = True, meta: dict | None = None) -> dict:
-    """One-hot encode, attribute and write (see :func:`dnalm.explain.files.write_attributions`)."""
+                        device: str = "cpu", progress: bool = True, meta: dict | None = None,
+                        record: np.ndarray | None = None) -> dict:
+    """One-hot encode, attribute and write (see :func:`dnalm.explain.files.write_attributions`).
+
+    ``record``: the sequences' input record numbers (a shard's); shuffled baselines follow them, so the shards of
+    an input give the attributions of the whole input.
+    """
     from dnalm.explain.attribution import attribute
     from dnalm.explain.files import write_attributions
     from dnalm.explain.onehot import one_hot
 
     x, mask = one_hot(list(sequences))
     attr = attribute(target, x, mask, method=method, baseline=baseline, n_shuffles=n_shuffles, steps=steps,
-                     batch_size=batch_size, seed=seed, device=device, progress=progress)
-    return write_attributions(attr, x, mask, list(names), out_dir, coords=coords, top=top,
+                     batch_size=batch_size, seed=seed, device=device, progress=progress, index=record)
+    return write_attributions(attr, x, mask, list(names), out_dir, coords=coords, top=top, record=record,
                               meta={**(meta or {}), "seed": seed,
                                     **({"baseline": baseline} if method in ("ig", "deeplift") else {})})
 

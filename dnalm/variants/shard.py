@@ -4,8 +4,10 @@ A whole-genome VCF is scored by N independent processes (cluster jobs, GPUs, CPU
 shard, then gathered by :func:`merge_scores`. The engines that run the shards are the ones users have: Snakemake's
 scatter/gather on a cluster executor (``workflow/rules/variants.smk``), or ``--devices N`` worker processes here.
 
-- :class:`Selection` picks input records: by region (``--region CHR[:START-END]``, repeatable, or a BED file) and
-  by shard (``--shard I/N``). Records keep their input numbers, so shard outputs concatenate in input order.
+- :class:`~dnalm.io.regions.Selection` picks input records: by region (``--region CHR[:START-END]``, repeatable,
+  or a BED file) and by shard (``--shard I/N``); the parsing and the work-balanced cut are shared with the other
+  commands that split their input (:mod:`dnalm.io.regions`). Records keep their input numbers, so shard outputs
+  concatenate in input order.
 - Shards are contiguous runs of the selected records balanced by work, not by line count: a record costs its
   number of scorable ALT alleles (symbolic and missing ALTs cost nothing) plus a small per-record overhead.
 - :func:`merge_scores` writes the header once and the shards' records in shard order through the same writer a
@@ -25,100 +27,19 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from dnalm.errors import InputError
-from dnalm.io.regions import Region, parse_region
+from dnalm.io.regions import Region, Selection, parse_regions, parse_shard, select_records
 
 log = logging.getLogger(__name__)
 
 SHARDS_SUFFIX = ".dnalm-shards"
 RECORD_OVERHEAD = 0.05  # work of a record besides its ALT alleles (reading, writing), in ALT-allele units
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"I/N"`` (1-based: ``1/3`` .. ``3/3``) -> ``(I, N)``; anything else is an :class:`InputError`."""
-    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
-    if not m or not (1 <= int(m.group(1)) <= int(m.group(2))):
-        raise InputError(f"shard {text!r}: expected I/N with 1 <= I <= N, e.g. 2/8")
-    return int(m.group(1)), int(m.group(2))
-
-
-def parse_regions(values: Sequence[str] | None) -> tuple[Region, ...]:
-    """``--region`` values -> regions (0-based half-open): ``CHR``, ``CHR:START-END`` (1-based inclusive), or a
-    BED file (0-based, its first three columns)."""
-    regions: list[Region] = []
-    for value in values or ():
-        value = str(value)
-        path = Path(value)
-        if path.suffix.lower() in (".bed", ".gz") or (path.is_file() and ":" not in value):
-            regions += _read_bed(path)
-        elif ":" in value:
-            regions.append(parse_region(value))
-        else:
-            regions.append(Region(value, 0, 1 << 62))
-    return tuple(regions)
-
-
-def _read_bed(path: Path) -> list[Region]:
-    from dnalm.io.compression import open_maybe_gzip
-
-    if not path.is_file():
-        raise InputError(f"{path}: region BED file not found")
-    out = []
-    with open_maybe_gzip(path, "rt") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip() or line.startswith(("#", "track", "browser")):
-                continue
-            cols = line.rstrip("\n").split("\t")
-            try:
-                start, end = int(cols[1]), int(cols[2])
-            except (IndexError, ValueError):
-                raise InputError(f"{path}, line {n}: expected CHROM<TAB>START<TAB>END") from None
-            if start < 0 or end < start:
-                raise InputError(f"{path}, line {n}: need 0 <= START <= END, got {start}-{end}")
-            out.append(Region(cols[0], start, end))
-    if not out:
-        raise InputError(f"{path}: no regions")
-    return out
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which input records to score: those in any of ``regions`` (all when empty), then the records numbered
-    ``lo <= record < hi`` (a shard; None: all)."""
-
-    regions: tuple[Region, ...] = ()
-    records: tuple[int, int] | None = None
-    shard: tuple[int, int] | None = None  # (I, N), for messages and the resume fingerprint
-    aliases: dict = field(default_factory=dict, compare=False)  # input chrom -> genome name
-
-    def in_regions(self, chrom: str, genome_chrom: str | None, pos: int) -> bool:
-        """Whether a record at 1-based ``pos`` on ``chrom`` (or its genome name) lies in one of the regions."""
-        if not self.regions:
-            return True
-        names = {str(chrom), str(genome_chrom) if genome_chrom else str(chrom)}
-        return any(r.chrom in names and r.start <= pos - 1 < r.end for r in self.regions)
-
-    def mask(self, df) -> np.ndarray:
-        """Rows of a variant frame (:func:`dnalm.io.variants.read_variants`) whose record is selected."""
-        keep = np.ones(len(df), dtype=bool)
-        if self.records is not None:
-            rec = df["record"].to_numpy()
-            keep &= (rec >= self.records[0]) & (rec < self.records[1])
-        if self.regions:
-            keep &= np.array([self.in_regions(c, g, p) for c, g, p in
-                              zip(df["chrom"], df["genome_chrom"], df["pos"])], dtype=bool)
-        return keep
-
-    def to_json(self) -> dict:
-        return {"regions": [str(r) for r in self.regions], "records": self.records, "shard": self.shard}
 
 
 def record_work(variants: str | os.PathLike, genome=None) -> tuple[np.ndarray, np.ndarray]:
@@ -173,26 +94,11 @@ def make_selection(variants, genome=None, regions: Sequence[str] | tuple[Region,
         return Selection(regions=regions)
     work, (chroms, gchroms, pos) = record_work(variants, genome)
     sel = Selection(regions=regions)
+    inside = None
     if regions:
         inside = np.array([sel.in_regions(c, g, p) for c, g, p in zip(chroms, gchroms, pos)], dtype=bool)
-        work = np.where(inside, work, 0.0)
-    lo, hi = shard_bounds(work, *shard)
-    return Selection(regions=regions, records=(lo, hi), shard=shard)
-
-
-def shard_bounds(work: np.ndarray, i: int, n: int) -> tuple[int, int]:
-    """Records ``[lo, hi)`` of shard ``i`` (1-based) of ``n``: contiguous, cut where the cumulative work crosses
-    k/n of the total (records of zero work go with the shard before them)."""
-    if not 1 <= i <= n:
-        raise InputError(f"shard {i}/{n}: need 1 <= I <= N")
-    total = float(work.sum())
-    if total <= 0:
-        cuts = np.linspace(0, len(work), n + 1).round().astype(int)
-    else:
-        cum = np.cumsum(work)
-        cuts = np.concatenate([[0], np.searchsorted(cum, total * np.arange(1, n) / n, side="left") + 1, [len(work)]])
-        cuts = np.maximum.accumulate(np.minimum(cuts, len(work)))
-    return int(cuts[i - 1]), int(cuts[i])
+    _, bounds = select_records(work, inside, shard)
+    return Selection(regions=regions, records=bounds, shard=shard)
 
 
 # ------------------------------------------------------------------------------------------------ gather
