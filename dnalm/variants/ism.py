@@ -1,8 +1,10 @@
-"""In-silico saturation mutagenesis (ISM) with a causal DNA language model.
+"""In-silico saturation mutagenesis (ISM) of a DNA language model's likelihood or a fine-tuned head's prediction.
 
-Every position of a sequence is mutated to every other base; the score is the mean log-likelihood difference
-(mutant - reference) over the whole sequence (the reference base scores 0). Positions are handled in chunks that
-continue one cache of the sequence read so far.
+Every position of a sequence is mutated to every other base. With a language model the score is the mean
+log-likelihood difference (mutant - reference) over the whole sequence (the reference base scores 0); positions are
+handled in chunks that continue one cache of the sequence read so far. With a fine-tuned head
+(:func:`ism_head`) the score is the change of one head output: a binary head's logit, a class's logit, a regression
+target in its own units, or a per-base head's class logit at one position.
 """
 
 from __future__ import annotations
@@ -169,6 +171,72 @@ def ism(
     return np.mean(results, 0)
 
 
+def ism_head(model, context: str, a: int = 0, b: int | None = None, output: int = 0, position: int | None = None,
+             batch_size: int = 64, progress: bool = True) -> np.ndarray:
+    """ISM of a fine-tuned head: ``f(context with base c at i) - f(context)`` for positions ``a <= i < b``.
+
+    ``f`` is the head's output before its link function, as :meth:`finetune.heads.SequenceModel.forward` gives it
+    on token ids (the path ``dnalm predict`` runs): a binary logit, the logit of class ``output``, a per-base head's
+    class-``output`` logit at base ``position`` of the context; a regression head's target ``output`` in the
+    targets' own units (the standardised output times the target's std, i.e. the change of the prediction).
+
+    Args:
+        model: a :class:`finetune.heads.SequenceModel` (``SequenceModel.load(folder)``).
+        context: the sequence the head reads (flanks included).
+        a, b: the positions mutated (default all).
+        output: output column (class of a multiclass or per-base head, target of a regression head; 0 for binary).
+        position: per-base heads: the base (0-based in ``context``) whose output is scored.
+        batch_size: mutant sequences per forward pass.
+
+    Returns:
+        (b - a, 4) float64, columns A, C, G, T; the reference base scores 0 (an N position has four changes).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    b = len(context) if b is None else b
+    cfg = model.config
+    if not 0 <= output < cfg.num_outputs:
+        raise ConfigError(f"output {output} is out of range: the {cfg.kind} head has {cfg.num_outputs} output(s)")
+    if model.per_token and (position is None or not 0 <= position < len(context)):
+        raise ConfigError(f"a per-base ({cfg.kind}) head needs --position in [0, {len(context)}) to score one base")
+    tok = model.tokenizer
+    device = next(model.parameters()).device
+    enc = tok.batch_encode([context])  # bases only, no special tokens: column i is base i
+    ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)  # (1, L)
+    base_ids = torch.as_tensor(DNATokenizer.base_ids, device=device)  # A, C, G, T
+    scale = float(model.target_std[output]) if cfg.kind == "regression" else 1.0
+
+    def f(batch: torch.Tensor) -> np.ndarray:
+        out = model(batch, mask.expand(len(batch), -1))  # (B, k) or (B, L, C)
+        out = out[:, position] if out.dim() == 3 else out
+        return out[:, output].double().cpu().numpy() * scale
+
+    todo = [(i, c) for i in range(a, b) for c in range(4) if ids[0, i] != base_ids[c]]
+    result = np.zeros((b - a, 4))
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), tqdm(total=len(todo), desc="ISM (head)", unit="mut", disable=not progress) as bar:
+            ref = f(ids)[0]
+            for s in range(0, len(todo), batch_size):
+                part = todo[s : s + batch_size]
+                batch = ids.repeat(len(part), 1)  # (B, L)
+                rows = torch.arange(len(part), device=device)
+                batch[rows, torch.as_tensor([i for i, _ in part], device=device)] = base_ids[[c for _, c in part]]
+                for (i, c), v in zip(part, f(batch)):
+                    result[i - a, c] = v - ref
+                bar.update(len(part))
+    finally:
+        model.train(was)
+    return result
+
+
+def is_head_model(model) -> bool:
+    """Whether ``model`` is a fine-tuned model (backbone + head, as ``dnalm predict`` loads) rather than an LM."""
+    return hasattr(model, "forward_onehot") and hasattr(getattr(model, "config", None), "kind")
+
+
 def ism_table(scores: np.ndarray, sequence: str, region: Region | None = None):
     """ISM scores as a DataFrame: position (1-based), chrom (for a region), ref, A, C, G, T, importance.
 
@@ -200,8 +268,15 @@ def ism_to_files(
     strands: str = "+",
     batch_size: int = 64,
     progress: bool = True,
+    output: int = 0,
+    position: int | None = None,
 ):
-    """Run :func:`ism` and write ``PREFIX.tsv`` and ``PREFIX.png`` (what ``dnalm ism`` runs).
+    """Run :func:`ism` (a language model) or :func:`ism_head` (a fine-tuned model) on one sequence or region and
+    write ``PREFIX.tsv`` and ``PREFIX.png`` (what ``dnalm ism`` runs).
+
+    Args:
+        output, position: a fine-tuned head's output column and, for a per-base head, the scored base (0-based in
+            the sequence or region, flanks not counted); see :func:`ism_head`.
 
     Returns:
         The ISM table (DataFrame).
@@ -216,22 +291,98 @@ def ism_to_files(
         if genome is None:
             raise InputError(f"region {region!r} needs a genome (--fasta)")
         genome = Genome(genome) if isinstance(genome, (str, os.PathLike)) else genome
-        reg = parse_region(region)
+        reg = parse_region(region) if isinstance(region, str) else region
         reg = Region(genome.resolve(reg.chrom), reg.start, reg.end)
         if reg.end > genome.length(reg.chrom):
             raise InputError(f"region {region}: ends past {reg.chrom} (length {genome.length(reg.chrom):,})")
         seq = genome.fetch(reg.chrom, reg.start, reg.end)
-        scores = ism(
-            model, reg, genome, flank=flank, strands=strands, batch_size=batch_size, progress=progress
-        )
     else:
         seq = sequence.strip().upper()
         model_tokenizer(model).encode_np(seq)  # names a bad character
-        scores = ism(model, seq, strands=strands, batch_size=batch_size, progress=progress)
+    scores = _ism_any(model, seq, reg, genome, flank, strands, batch_size, progress, output, position)
     table = ism_table(scores, seq, reg)
     prefix = Path(prefix)
     tsv = prefix.with_name(prefix.name + ".tsv")
     with atomic_path(tsv) as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
-    plot_ism(table, prefix.with_name(prefix.name + ".png"), title=str(reg) if reg else None)
+    plot_ism(table, prefix.with_name(prefix.name + ".png"), title=str(reg) if reg else None,
+             score=_score_name(model, output, position))
     return table
+
+
+def _ism_any(model, seq: str, reg: Region | None, genome, flank: int, strands: str, batch_size: int,
+             progress: bool, output: int, position: int | None) -> np.ndarray:
+    """(L, 4) ISM scores of ``seq`` (the region ``reg`` of ``genome`` when given) by a language model or a head."""
+    if not is_head_model(model):
+        if reg is not None:
+            return ism(model, reg, genome, flank=flank, strands=strands, batch_size=batch_size, progress=progress)
+        if flank:
+            raise InputError("flank needs a region and a genome (a plain sequence has no surroundings)")
+        return ism(model, seq, strands=strands, batch_size=batch_size, progress=progress)
+    if strands != "+":
+        raise ConfigError("a fine-tuned head reads the sequence as it was trained to (strand_average in its "
+                          "head.json); --strands is for language models: leave it at +")
+    context, a = seq, 0
+    if reg is not None and flank:
+        context, a = genome.fetch(reg.chrom, reg.start - flank, reg.end + flank, pad=True), flank
+    elif flank:
+        raise InputError("flank needs a region and a genome (a plain sequence has no surroundings)")
+    pos = None if position is None else position + a
+    return ism_head(model, context.upper(), a, a + len(seq), output=output, position=pos, batch_size=batch_size,
+                    progress=progress)
+
+
+def _score_name(model, output: int, position: int | None) -> str:
+    if not is_head_model(model):
+        return "LLR"
+    cfg = model.config
+    what = {"binary": "logit", "regression": f"prediction {output}"}.get(cfg.kind, f"logit {output}")
+    if cfg.classes and cfg.kind in ("multiclass", "token_classification", "multilabel"):
+        what = f"logit of {cfg.classes[output]}"
+    return f"{cfg.kind} head {what}" + (f" at base {position}" if position is not None else "")
+
+
+def ism_records_to_files(model, out_dir: str | os.PathLike, records, genome=None, flank: int = 0,
+                         strands: str = "+", batch_size: int = 64, progress: bool = True, output: int = 0,
+                         position: int | None = None):
+    """ISM of every record of a sequence input (:func:`dnalm.data.sequences.read_sequence_input`: FASTA, a table,
+    or BED intervals + genome): ``OUT/ism.tsv`` (the records' tables one after another, with a ``name`` column
+    first) and one plot per record, ``OUT/plots/NNN_<name>.png``.
+
+    BED intervals are mutagenised on the genome's + strand and reported in 1-based genome coordinates (as
+    ``--region``; ``flank`` adds context); FASTA and table records are numbered from 1.
+
+    Returns:
+        The combined table (DataFrame).
+    """
+    import pandas as pd
+
+    from dnalm.io.genome import Genome
+    from dnalm.utils import atomic_path
+
+    out = Path(out_dir)
+    if genome is not None and isinstance(genome, (str, os.PathLike)):
+        genome = Genome(genome)
+    coords = records.coords
+    tables = []
+    for k in range(len(records)):
+        reg = None
+        if coords is not None:
+            reg = Region(str(coords["chrom"][k]), int(coords["start"][k]), int(coords["end"][k]))
+            seq = genome.fetch(reg.chrom, reg.start, reg.end, pad=True).upper()
+        else:
+            seq = records.sequences[k]
+            model_tokenizer(model).encode_np(seq)  # names a bad character
+        scores = _ism_any(model, seq, reg, genome, flank, strands, batch_size, progress, output, position)
+        table = ism_table(scores, seq, reg)
+        name = str(records.names[k])
+        safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)[:60]
+        (out / "plots").mkdir(parents=True, exist_ok=True)
+        plot_ism(table, out / "plots" / f"{k + 1:03d}_{safe}.png", title=name,
+                 score=_score_name(model, output, position))
+        table.insert(0, "name", name)
+        tables.append(table)
+    combined = pd.concat(tables, ignore_index=True)
+    with atomic_path(out / "ism.tsv") as tmp:
+        combined.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    return combined

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 
 
-def plot_ism(table, path: str | os.PathLike, title: str | None = None) -> Path:
-    """Heatmap of the ISM LLRs and a logomaker logo of the per-position importance (PNG, atomically).
+def plot_ism(table, path: str | os.PathLike, title: str | None = None, score: str = "LLR") -> Path:
+    """Heatmap of the ISM scores and a logomaker logo of the per-position importance (PNG, atomically).
 
     The x axis is the TSV's ``position`` column (1-based genome coordinates for a region, 1.. for a sequence), so
-    a base is found at the same number in the plot and in the table.
+    a base is found at the same number in the plot and in the table. ``score`` names what changed (``LLR`` for a
+    language model, a head's output for ``dnalm ism --head``).
     """
     import matplotlib
 
@@ -35,7 +36,7 @@ def plot_ism(table, path: str | os.PathLike, title: str | None = None) -> Path:
         if ref in "ACGT":
             logo.loc[p, ref] = imp
     logomaker.Logo(logo, ax=ax_logo, color_scheme="classic")
-    ax_logo.set_ylabel("importance\n(-mean LLR)")
+    ax_logo.set_ylabel(f"importance\n(-mean {'LLR' if score == 'LLR' else 'change'})")
     lim = float(np.nanmax(np.abs(mat))) or 1e-9
     im = ax_map.imshow(
         mat,
@@ -51,7 +52,7 @@ def plot_ism(table, path: str | os.PathLike, title: str | None = None) -> Path:
     ax_map.set_xlabel(f"{chrom}position (1-based, as in the TSV)")
     ax_map.ticklabel_format(axis="x", style="plain", useOffset=False)
     ax_map.set_xlim(pos[0] - 0.5, pos[-1] + 0.5)  # logomaker widens the shared axis otherwise
-    fig.colorbar(im, ax=[ax_logo, ax_map], shrink=0.6, label="LLR (mutant - reference)")
+    fig.colorbar(im, ax=[ax_logo, ax_map], shrink=0.6, label=f"{score} (mutant - reference)")
     if title:
         ax_logo.set_title(title)
     path = Path(path)
