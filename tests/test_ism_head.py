@@ -44,7 +44,7 @@ def test_binary_head_ism_is_the_logit_change_of_predict(tmp_path):
                  "--no-progress"]) == 0
     got = _read(tmp_path / "o")
     assert got["position"].tolist() == list(range(1, len(SEQ) + 1)) and "".join(got["ref"]) == SEQ
-    logit = lambda p: np.log(p) - np.log1p(-p)  # noqa: E731
+    logit = lambda p: np.log(p) - np.log1p(-p)
     ref = logit(float(predict_sequences(model, [SEQ], progress=False)[0]))
     want = np.zeros((len(SEQ), 4))
     muts = list(_mutants(SEQ))
