@@ -53,6 +53,7 @@ def generate_to_fasta(
     model_name: str | None = None,
     echo: Callable[[str], None] | None = None,
     return_records: bool = True,
+    prompts: Sequence[tuple[str, str]] | None = None,
 ) -> tuple[list[tuple[str, str, str]], dict]:
     """Sample ``num`` sequences per condition with :func:`generate.sampling.sample`; write FASTA + ``OUT.json``.
 
@@ -73,6 +74,10 @@ def generate_to_fasta(
         echo: called with each condition's warnings and summary line (``print`` in the command).
         return_records: keep and return the records; False keeps none (the CLI: the FASTA is written batch by
             batch into a temporary file renamed at the end, so memory does not grow with ``num``).
+        prompts: ``(name, sequence)`` prompts (e.g. from :func:`dnalm.data.sequences.read_sequence_input`):
+            ``num`` sequences per prompt and condition, prompt by prompt, each header with ``prompt=NAME``;
+            instead of ``prompt``. Run ``k`` (over prompts, then conditions) samples with seed
+            :func:`condition_seed` ``(seed, k)``, so one prompt gives what ``prompt=`` gives.
 
     Returns:
         ``(records, sidecar)``: the FASTA's ``(id, description, sequence)`` records (empty unless
@@ -96,12 +101,16 @@ def generate_to_fasta(
             raise DnalmError("--length is required for a model without a recorded training length")
         length = int(spec.sequence_lengths[1])
     motifs = split_motifs(forbid_motifs)
+    if prompts is not None and prompt:
+        raise DnalmError("give one prompt or a file of prompts, not both")
+    runs = [(name, seq.upper(), cond) for name, seq in (prompts or [(None, prompt)]) for cond in conditions]
     records, reports = [], []
     written = 0
     with atomic_write(out) as fh:
-        for ci, cond in enumerate(conditions):
-            label = format_condition(prompt_ids(model, cond, prompt)[1])  # as the report will name it
+        for ci, (prompt_name, start, cond) in enumerate(runs):
+            label = format_condition(prompt_ids(model, cond, start)[1])  # as the report will name it
             head = f"condition={label} " if label else ""
+            head += f"prompt={prompt_name} " if prompt_name is not None else ""
             head += f"guidance={guidance:g} " if guidance else ""
 
             def write(seqs: list[str], head: str = head) -> None:  # per batch: records go to disk, not a list
@@ -117,7 +126,7 @@ def generate_to_fasta(
             _, rep = sample(
                 model, cond, num=num, length=length, temperature=temperature, top_k=top_k, top_p=top_p,
                 seed=condition_seed(seed, ci), batch_size=batch_size, gc_min=gc_min, gc_max=gc_max,
-                forbid_motifs=motifs, forbid_reverse_complement=forbid_reverse_complement, prompt=prompt,
+                forbid_motifs=motifs, forbid_reverse_complement=forbid_reverse_complement, prompt=start,
                 beam_size=beam_size, guidance=guidance, max_tries=max_tries, return_report=True,
                 progress=progress, on_batch=write,
             )
@@ -125,10 +134,12 @@ def generate_to_fasta(
                 for w in rep.warnings:
                     echo(f"warning: {w}")
                 echo(rep.summary())
-            reports.append(rep.to_dict())
+            reports.append(rep.to_dict() | ({"prompt": prompt_name} if prompt_name is not None else {}))
     settings = {"num": num, "temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed,
-                "beam_size": beam_size, "guidance": guidance, "gc_min": gc_min, "gc_max": gc_max, "prompt": prompt,
-                "batch_size": batch_size, "max_tries": max_tries}
+                "beam_size": beam_size, "guidance": guidance, "gc_min": gc_min, "gc_max": gc_max,
+                "prompt": prompt if prompts is None else None, "batch_size": batch_size, "max_tries": max_tries}
+    if prompts is not None:
+        settings["prompts"] = [name for name, _ in prompts]
     meta = {
         "model": model_name,
         "conditioning": spec.to_dict() if spec is not None else None,

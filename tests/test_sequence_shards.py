@@ -147,3 +147,29 @@ def test_attribute_shards_equal_the_whole(genes):
     fa.write_text(">q\nACGTACGTAC\n")
     assert cli_main(["attribute", "--model", str(tmp / "lm"), "--input", str(fa), "--region", "I",
                      "--out", str(tmp / "attr_bad")]) == 2
+
+
+def test_generate_prompts_from_bed_and_fasta(genes):
+    """--prompts reads prompts through the one reader: BED + --fasta (strand-aware, as embed/predict) or FASTA; one
+    prompt from the file gives what --prompt gives with the same seed."""
+    import pysam
+
+    tmp, _bed, fasta = genes
+    genome = dnalm.Genome(fasta)
+    bed = tmp / "prompts.bed"
+    bed.write_text("I\t2000\t2006\tp1\t0\t+\nII\t3000\t3005\tp2\t0\t-\n")
+    common = ["generate", "--model", str(tmp / "lm"), "--num", "2", "--length", "12", "--seed", "3", "--no-progress"]
+    assert cli_main([*common, "--prompts", str(bed), "--fasta", str(fasta), "--out", str(tmp / "g.fa")]) == 0
+    with pysam.FastxFile(str(tmp / "g.fa")) as fh:
+        recs = [(r.comment, r.sequence) for r in fh]
+    starts = [genome.fetch("I", 2000, 2006).upper(), genome.fetch("II", 3000, 3005, strand="-").upper()]
+    assert len(recs) == 4 and all(len(s) == 12 for _, s in recs)
+    for (comment, seq), (name, start) in zip(recs, [("p1", starts[0])] * 2 + [("p2", starts[1])] * 2):
+        assert f"prompt={name}" in comment and seq.startswith(start)
+    assert cli_main([*common, "--prompt", starts[0], "--out", str(tmp / "one.fa")]) == 0
+    with pysam.FastxFile(str(tmp / "one.fa")) as fh:
+        assert [r.sequence for r in fh] == [s for _, s in recs[:2]]
+    fa = tmp / "prompts.fa"
+    fa.write_text(">q1\nACGTA\n")
+    assert cli_main([*common, "--prompts", str(fa), "--out", str(tmp / "q.fa")]) == 0
+    assert cli_main([*common, "--prompts", str(bed), "--out", str(tmp / "bad.fa")]) == 2  # BED without --fasta

@@ -40,7 +40,13 @@ def add_arguments(p) -> None:
     p.add_argument("--forbid-motif", action="append", default=[], metavar="SEQ",
                    help="motif that must not occur (repeatable or comma-separated)")
     p.add_argument("--forbid-reverse-complement", action="store_true", help="also forbid reverse complements")
-    p.add_argument("--prompt", default="", help="fixed start of every sequence (counts toward --length)")
+    prompt = p.add_mutually_exclusive_group()
+    prompt.add_argument("--prompt", default="", help="fixed start of every sequence (counts toward --length)")
+    prompt.add_argument("--prompts", metavar="FILE",
+                        help="prompts from a file: FASTA, CSV/TSV with a sequence column, or BED (needs --fasta); "
+                        "--num sequences per prompt and condition, headers with prompt=NAME")
+    p.add_argument("--fasta", help="genome FASTA for BED --prompts")
+    p.add_argument("--sequence-column", default="sequence", help="sequence column of a --prompts table (default: sequence)")
     p.add_argument("--max-tries", type=options.positive_int, default=None,
                    help="most candidates per condition (default max(1000, 100*num))")
 
@@ -49,6 +55,12 @@ def run(args) -> int:
     from generate.batch import generate_to_fasta
     from generate.conditioning import load_generator
 
+    prompts = None
+    if args.prompts:
+        from dnalm.data.sequences import read_sequence_input
+
+        records = read_sequence_input(args.prompts, args.fasta, args.sequence_column, label_columns=None)
+        prompts = list(zip(records.names, records.sequences))
     device, dtype = options.setup_compute(args)
     model = load_generator(args.model, device=device)
     if dtype is not None:
@@ -59,7 +71,7 @@ def run(args) -> int:
         gc_min=args.gc_min, gc_max=args.gc_max, forbid_motifs=args.forbid_motif,
         forbid_reverse_complement=args.forbid_reverse_complement, prompt=args.prompt, batch_size=args.batch_size,
         max_tries=args.max_tries, progress=not args.no_progress, model_name=str(args.model), echo=print,
-        return_records=False,
+        return_records=False, prompts=prompts,
     )
     print(f"wrote {meta['n_sequences']:,} sequences to {args.out} (+ {args.out}.json)")
     return 0
