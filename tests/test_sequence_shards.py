@@ -171,5 +171,5 @@ def test_generate_prompts_from_bed_and_fasta(genes):
         assert [r.sequence for r in fh] == [s for _, s in recs[:2]]
     fa = tmp / "prompts.fa"
     fa.write_text(">q1\nACGTA\n")
-    assert cli_main([*common, "--prompts", str(fa), "--out", str(tmp / "q.fa")]) == 0
+    assert cli_main([*common, "--prompts", str(fa), "--out", str(tmp / "gen_q.fa")]) == 0
     assert cli_main([*common, "--prompts", str(bed), "--out", str(tmp / "bad.fa")]) == 2  # BED without --fasta
