@@ -240,17 +240,24 @@ SHARED_OPS = ("aten::mm", "aten::addmm", "aten::gelu", "aten::gelu_backward", "a
               "aten::native_layer_norm_backward")
 
 
-def _op_times(fn, activities) -> dict[str, tuple[float, int]]:
-    """Self time (ms) and count of each operator per call of ``fn``, from torch.profiler over two calls."""
+def _op_times(fns: dict, activities, calls: int = 2) -> dict[str, dict[str, tuple[float, int]]]:
+    """Self time (ms) and count of each operator per call of each function, from torch.profiler over ``calls``
+    calls each, alternating between the functions (as :func:`interleaved` does) after one warm-up call each."""
     from torch.profiler import profile as tprofile
 
-    fn()
-    with tprofile(activities=activities) as prof:
-        fn()
-        fn()
     cuda = any(a == torch.profiler.ProfilerActivity.CUDA for a in activities)
-    return {e.key: ((e.self_device_time_total if cuda else e.self_cpu_time_total) / 2e3, e.count // 2)
-            for e in prof.key_averages()}
+    sums: dict[str, dict[str, list]] = {n: {} for n in fns}
+    for fn in fns.values():
+        fn()
+    for r in range(calls):
+        for n in list(fns) if r % 2 == 0 else list(fns)[::-1]:
+            with tprofile(activities=activities) as prof:
+                fns[n]()
+            for e in prof.key_averages():
+                acc = sums[n].setdefault(e.key, [0.0, 0])
+                acc[0] += (e.self_device_time_total if cuda else e.self_cpu_time_total) / 1e3
+                acc[1] += e.count
+    return {n: {k: (v[0] / calls, v[1] // calls) for k, v in ops.items()} for n, ops in sums.items()}
 
 
 def profile(pairs: list[str], L_mamba: int, L_hyena: int, device, dtype, top: int,
@@ -271,14 +278,13 @@ def profile(pairs: list[str], L_mamba: int, L_hyena: int, device, dtype, top: in
             _profile_pretrain(activities, device, dtype, top)
             continue
         for what in whats:
-            times = {}
-            for side, model in (("dnalm", ours), ("peer", peer)):
-                model.train(what == FWDBWD)
-                times[side] = _op_times(_call(model, x, what, lo), activities)
+            ours.train(what == FWDBWD)
+            peer.train(what == FWDBWD)
+            times = _op_times({"dnalm": _call(ours, x, what, lo), "peer": _call(peer, x, what, lo)}, activities)
             a, b = times["dnalm"], times["peer"]
             keys = sorted(set(a) | set(b), key=lambda k: -max(a.get(k, (0, 0))[0], b.get(k, (0, 0))[0]))
             tot_a, tot_b = sum(v[0] for v in a.values()), sum(v[0] for v in b.values())
-            print(f"\n== {name} {what}, L={x.shape[1]}: self time per call (torch.profiler, 2 calls) ==")
+            print(f"\n== {name} {what}, L={x.shape[1]}: self time per call (torch.profiler, 2 calls each, alternating) ==")
             print(f"{'operator':<48} {'dnalm ms':>10} {'calls':>6} {'peer ms':>10} {'calls':>6}  shared")
             for k in keys[:top]:
                 ta, tb = a.get(k, (0.0, 0)), b.get(k, (0.0, 0))
@@ -310,7 +316,7 @@ def _profile_pretrain(activities, device, dtype, top: int, presets=("hybridna-ti
             opt.step()
             opt.zero_grad(set_to_none=True)
 
-        t = _op_times(step, activities)
+        t = _op_times({"step": step}, activities)["step"]
         total = sum(v[0] for v in t.values())
         print(f"\n== pretraining step {preset}, {batch} x {length}: self time per step (torch.profiler) ==")
         print(f"{'operator':<48} {'ms':>10} {'calls':>6} {'share':>6}")

@@ -41,6 +41,7 @@ FILTER_MEMO_BYTES = 1 << 28
 # No-autograd forward: positions per block of the position-wise work (projections, short convolution, gating) and
 # bytes per channel group of the long convolution's transforms, so that the temporaries stay a few MB, reused from
 # block to block, instead of a dozen (B, L, d) and (B, d, n) tensors per layer (see :meth:`HyenaOperator.forward`).
+# CPU only: on a GPU the caching allocator makes large temporaries cheap and blocks would only add kernel launches.
 BLOCK_ROWS = 2048
 FFT_GROUP_BYTES = 1 << 23
 
@@ -451,7 +452,7 @@ class HyenaOperator(nn.Module):
         L = x.shape[1]
         if L > self.max_length:
             raise ValueError(f"sequence of {L} tokens is longer than the Hyena filter ({self.max_length})")
-        if not torch.is_grad_enabled() and not self.training:
+        if not torch.is_grad_enabled() and not self.training and x.device.type == "cpu":
             return self._forward_blockwise(x)
         d = self.d_model
         # everything stays in the (B, L, channels) layout with each stream contiguous: in_proj and the short conv

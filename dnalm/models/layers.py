@@ -26,8 +26,9 @@ def blockwise_rows(x: torch.Tensor, fn, d_out: int, rows: int | None = None) -> 
 
 
 def _blockwise(x: torch.Tensor) -> bool:
-    """Run a position-wise module in row blocks: no autograd and more rows than one block."""
-    return not torch.is_grad_enabled() and x.numel() > MLP_BLOCK_ROWS * x.shape[-1]
+    """Run a position-wise module in row blocks: on a CPU (a GPU's caching allocator makes large temporaries
+    cheap), without autograd, more rows than one block."""
+    return not torch.is_grad_enabled() and x.device.type == "cpu" and x.numel() > MLP_BLOCK_ROWS * x.shape[-1]
 
 
 class RMSNorm(nn.Module):
