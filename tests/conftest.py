@@ -90,7 +90,10 @@ def pytest_collection_modifyitems(config, items):
     ranked = sorted(modules.items(), key=lambda kv: _module_rank(*kv))  # stable: collection order within a rank
     items[:] = [item for _, group in ranked for item in group]
     if not config.option.collectonly:
-        _start_warmup(items)
+        try:
+            _start_warmup(items)
+        except OSError as exc:  # only a speed-up: the kernels then compile on first call
+            print(f"numba warm-up not started: {exc}", file=sys.stderr)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -123,7 +126,8 @@ def pytest_configure(config):
         if "torch" in sys.modules and os.environ["OMP_NUM_THREADS"] == "1":
             sys.modules["torch"].set_num_threads(1)
     elif _WARMUP not in os.environ:
-        os.environ[_WARMUP] = tempfile.mkdtemp(prefix="dnalm-numba-warmup-")
+        # named here, made only when a warm-up starts
+        os.environ[_WARMUP] = os.path.join(tempfile.gettempdir(), f"dnalm-numba-warmup-{os.getpid()}-{time.time_ns()}")
         config.stash[_warmup_key] = os.environ[_WARMUP]
 
 
@@ -134,6 +138,7 @@ def _start_warmup(items) -> None:
         return
     import fcntl
 
+    os.makedirs(folder, exist_ok=True)
     try:
         fd = os.open(_lock_file(folder), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
@@ -172,15 +177,18 @@ def numba_warm() -> None:
     """Waits (at most 15 minutes) until tests/numba_warmup.py has compiled numba's kernels into the cache: a test
     that calls memelite/modisco-lite (itself or in a subprocess) asks for it before that first call."""
     folder = os.environ.get(_WARMUP)
-    if not folder or not _lock_file(folder).exists():
+    if not folder:
         return
     import fcntl
 
-    with open(_lock_file(folder)) as fh:
-        deadline = time.monotonic() + 900
-        while time.monotonic() < deadline:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                time.sleep(0.5)
+    try:
+        with open(_lock_file(folder)) as fh:
+            deadline = time.monotonic() + 900
+            while time.monotonic() < deadline:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                    return
+                except BlockingIOError:
+                    time.sleep(0.5)
+    except FileNotFoundError:  # no warm-up in this session
+        return
