@@ -45,7 +45,7 @@ with tempfile.TemporaryDirectory() as d:
             ref = chrom[pos - 1]
             fh.write(f"chr1\t{pos}\tv{i}\t{ref}\t{'ACGT'[('ACGT'.index(ref) + 1) % 4]}\t.\t.\t.\n")
     torch.manual_seed(0)
-    dnalm.build_model("transformer-tiny", d_model=16, n_layer=1, attention=dict(n_heads=2)).save_pretrained(d / "model")
+    dnalm.build_model("transformer-tiny", d_model=16, n_layer=1, attention={"n_heads": 2}).save_pretrained(d / "model")
     out = d / "scores.vcf"
     score = ["score-variants", "--model", d / "model", "--fasta", d / "genome.fa", "--input", d / "calls.vcf",
              "--window", "16", "--threads", "1", "--no-progress"]
