@@ -5,7 +5,8 @@
    embedding + logistic probe, both tuned on dev;
 3. fine-tunes the model with mean and echo pooling (Lightning: dev evaluation, early stopping, best checkpoint),
    evaluates on test and saves the model;
-4. reloads the fine-tuned model and scores two sequences, and writes frozen embeddings to an ``.npz``.
+4. reloads the fine-tuned model, scores two sequences, mutagenises one with the head (ISM: the change of its
+   logit per base change, as ``dnalm ism --head``) and writes frozen embeddings to an ``.npz``.
 
 The model is ``--model DIR`` (e.g. the demo-pretrained ``runs/demo_pretrain/model``, used by default when it
 exists) or else an untrained ``transformer-tiny`` (the numbers then only show the plumbing).
@@ -24,6 +25,7 @@ import torch
 
 import dnalm
 from dnalm.utils import data_dir
+from dnalm.variants.ism import ism_to_files
 from finetune.baselines import kmer_baseline
 from finetune.embed import embed_file
 from finetune.heads import SequenceModel
@@ -72,6 +74,12 @@ def main(out: Path, model_dir: str | None, spec: str, max_train: int, max_eval: 
         mask[i, : len(s)] = 1
     print(f"\nP(promoter) of two test sequences: {model.predict(ids, mask).numpy().round(3)} "
           f"(labels {task.test.labels[:2].tolist()})")
+
+    # in-silico mutagenesis of the head (as `dnalm ism --head DIR`): the change of its logit for every base change
+    ism = ism_to_files(model, out / "head_ism" / "ism", sequence=seqs[0][:40], progress=False)
+    top = ism.loc[ism["importance"].idxmax()]
+    print(f"ISM of the head on 40 bases: position {top['position']} ({top['ref']}) matters most, "
+          f"mean logit change {-top['importance']:+.3f}; wrote {out / 'head_ism'}/ism.tsv and ism.png")
 
     table = out / "test_sequences.csv"
     table.write_text("sequence,label\n" + "".join(f"{s},{y}\n" for s, y in zip(task.test.sequences, task.test.labels)))

@@ -27,6 +27,7 @@ def test_example_finetune(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert "task dnabert2_sample_data: binary" in out
+    assert "ISM of the head on 40 bases" in out and (tmp_path / "head_ism" / "ism.tsv").is_file()
     for name in ("k-mer (k=1..6) + logistic", "frozen mean embedding + logistic", "fine-tuned (mean pooling, 2 steps)",
                  "fine-tuned (echo pooling, 2 steps)"):
         assert name in out
