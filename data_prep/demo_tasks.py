@@ -13,8 +13,13 @@ GenBank input) this module derives:
   index of the gene's ORF (Sharp & Li 1987, with the ribosomal-protein genes as the reference set: an expression
   proxy that every gene has, computed from the genome alone), ``ribosomal_protein`` (1 for RPL*/RPS* genes), ``gc``
   and ``split`` (the chromosome's train/dev/test split, for an oracle evaluated on held-out chromosomes);
-* a VCF of coding SNVs: for random codons of single-exon ORFs, every SNV that creates a stop codon
-  (``stop_gained``) and every synonymous SNV, with the consequence in INFO/CSQ (1-based positions, + strand).
+* a VCF of coding SNVs: for random codons of single-exon ORFs, the SNVs that create a stop codon (``stop_gained``)
+  or keep the amino acid (``synonymous``), with the consequence in INFO/CSQ (1-based positions, + strand),
+  *matched by substitution*: for each coding-strand substitution (C>T, G>T, ...) as many synonymous as stop-gained
+  SNVs are kept (:func:`match_substitutions`). Unmatched, the classes differ in which base changes (every stop
+  codon is T-initial and A/G-rich; synonymous changes are mostly C<->T at third positions), so base composition
+  alone "separates" them: on the yeast genome an order-0 Markov chain's -LLR has AUROC 0.36 on the unmatched set
+  and 0.52 on the matched one. Matched, only what the substitution does to the codon is left to find.
 """
 
 from __future__ import annotations
@@ -108,6 +113,22 @@ def coding_snvs(genome, genes: list[Gene], n_codons: int, rng: np.random.Generat
                     gpos, ref, alt = g.end - 1 - p, codon[j].translate(comp), b.translate(comp)
                 records.append((g.chrom, gpos + 1, f"{g.name}:c{p + 1}{codon[j]}>{b}", ref, alt, csq, g.name))
     return records
+
+def match_substitutions(records: list[tuple], rng: np.random.Generator) -> list[tuple]:
+    """Keep, for every coding-strand substitution ``X>Y`` (from the record id ``GENE:cN X>Y``), the same number of
+    stop_gained and synonymous records (all of the rarer class, a random draw of the other)."""
+    groups: dict[str, dict[str, list[int]]] = {}
+    for i, r in enumerate(records):
+        sub = r[2].rsplit(":c", 1)[1].lstrip("0123456789")  # "C>T"
+        groups.setdefault(sub, {"stop_gained": [], "synonymous": []})[r[5]].append(i)
+    keep: list[int] = []
+    for sub in sorted(groups):
+        g = groups[sub]
+        n = min(len(g["stop_gained"]), len(g["synonymous"]))
+        for cls in ("stop_gained", "synonymous"):
+            keep += sorted(int(i) for i in rng.choice(g[cls], size=n, replace=False)) if n else []
+    return [records[i] for i in sorted(keep)]
+
 
 def _is_ribosomal_protein(gene: Gene) -> bool:
     return gene.gene.upper().startswith(("RPL", "RPS"))
@@ -299,12 +320,14 @@ def derive_tasks(
                       "cai_reference": "ribosomal-protein genes (RPL*/RPS*), Sharp & Li 1987"}
 
     # ---------------- coding SNVs: stop-gained vs synonymous
-    records = coding_snvs(genome, genes, n_codons, rng)
+    candidates = coding_snvs(genome, genes, n_codons, rng)
+    records = match_substitutions(candidates, rng)
     records.sort(key=lambda r: (chroms.index(r[0]), r[1], r[4]))
     vcf_text = ["##fileformat=VCFv4.2", "##source=dnalm derive-tasks"]
     vcf_text += [f"##contig=<ID={c},length={sizes[c]}>" for c in chroms]
     vcf_text += [
         '##INFO=<ID=CSQ,Number=1,Type=String,Description="stop_gained or synonymous">',
+        "##dnalm_matching=as many synonymous as stop_gained SNVs per coding-strand substitution (X>Y)",
         '##INFO=<ID=GENE,Number=1,Type=String,Description="systematic ORF name">',
         "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO",
     ]
@@ -321,6 +344,9 @@ def derive_tasks(
         "n": len(records),
         "stop_gained": sum(r[5] == "stop_gained" for r in records),
         "synonymous": sum(r[5] == "synonymous" for r in records),
+        "matched_by": "coding-strand substitution",
+        "candidates": {"stop_gained": sum(r[5] == "stop_gained" for r in candidates),
+                       "synonymous": sum(r[5] == "synonymous" for r in candidates)},
     }
     with atomic_write(out / "summary.json") as fh:
         json.dump(summary, fh, indent=2)

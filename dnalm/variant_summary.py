@@ -6,6 +6,11 @@ Class labels come from an INFO key. VEP's ``CSQ`` and SnpEff's ``ANN`` hold ``|`
 ``'Allele | Annotation | ...'`` for SnpEff); the class of an ALT allele is the consequence field of its first
 annotation for that allele, first term (``stop_gained&splice_region_variant`` -> ``stop_gained``; both tools list the
 most severe first). Any other key, or one whose header has no field list, is taken as the class as it stands.
+
+Baseline: with a reference genome, the same AUROCs for the LLR of order-k Markov chains (k = 0..K, fitted on the
+genome's chromosomes minus the excluded ones, e.g. the language model's held-out chromosomes): the log-likelihood
+ratio of the alt and ref sequences, which differ in the k + 1 positions whose context or target is the variant. A
+zero-shot model has to beat these k-mer statistics before its scores say anything about function.
 """
 
 from __future__ import annotations
@@ -85,11 +90,63 @@ def read_scored_vcf(path: str | Path, label_info: str = "CSQ") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summarise_scored_vcf(path: str | Path, label_info: str = "CSQ", out: str | Path | None = None) -> pd.DataFrame:
+_CODE_OF = np.full(256, 4, dtype=np.uint8)
+for _i, _b in enumerate("ACGT"):
+    _CODE_OF[ord(_b)] = _CODE_OF[ord(_b.lower())] = _i
+
+
+def _codes(seq: str) -> np.ndarray:
+    """A, C, G, T -> 0..3 (either case), anything else 4 (the codes of :mod:`dnalm.evaluate_lm`)."""
+    return _CODE_OF[np.frombuffer(seq.encode("ascii"), dtype=np.uint8)]
+
+
+def markov_llrs(df: pd.DataFrame, fasta: str | Path, max_k: int = 8, exclude: list[str] | tuple = (),
+                alpha: float = 1.0) -> pd.DataFrame:
+    """LLR (log2 P(alt) - log2 P(ref)) of each SNV row of ``df`` under order-k Markov chains, k = 0..max_k.
+
+    The chains are fitted on every chromosome of ``fasta`` except ``exclude``. Returns one column ``MARKOV_K{k}``
+    per order (NaN for rows that are not SNVs or whose REF disagrees with the genome).
+    """
+    from dnalm.evaluate_lm import MarkovChains
+    from dnalm.io.genome import Genome
+
+    with Genome(fasta) as genome:
+        excluded = {genome.resolve(c) for c in exclude if c in genome}  # names of another genome: nothing to drop
+        train = [c for c in genome.names if c not in excluded]
+        if not train:
+            raise InputError(f"{fasta}: no chromosome left to fit the Markov baseline on (all excluded)")
+        chains = MarkovChains.fit([_codes(genome.fetch(c, 0, genome.length(c))) for c in train], max_k=max_k, alpha=alpha)
+        out = np.full((len(df), max_k + 1), np.nan)
+        for i, (chrom, pos, ref, alt) in enumerate(zip(df["chrom"], df["pos"], df["ref"], df["alt"])):
+            if len(ref) != 1 or len(alt) != 1 or alt.upper() not in "ACGT" or chrom not in genome:
+                continue
+            c = genome.resolve(chrom)
+            start = max(0, pos - 1 - max_k)
+            window = genome.fetch(c, start, min(genome.length(c), pos + max_k))
+            j = pos - 1 - start
+            if window[j].upper() != ref.upper():
+                continue
+            a = _codes(window)
+            b = a.copy()
+            b[j] = _codes(alt)[0]
+            for k in range(max_k + 1):
+                # only targets j..j+k see the variant (as the base or in their context)
+                scored = np.zeros(len(a), dtype=bool)
+                scored[j : j + k + 1] = True
+                scored[0] &= start > 0  # a chromosome's first base has no context: never scored (as in evaluate-lm)
+                out[i, k] = np.nansum(chains.log2_probs(b, k, scored & (b < 4))) - np.nansum(chains.log2_probs(a, k, scored & (a < 4)))
+    return pd.DataFrame(out, columns=[f"MARKOV_K{k}" for k in range(max_k + 1)], index=df.index)
+
+
+def summarise_scored_vcf(path: str | Path, label_info: str = "CSQ", out: str | Path | None = None,
+                         fasta: str | Path | None = None, markov_k: int = 8,
+                         markov_exclude: list[str] | tuple = ()) -> pd.DataFrame:
     """Rows of (what, group, n, score, mean, median, auroc) describing a scored VCF; written as TSV to ``out``.
 
     ``auroc`` is the AUROC of the score for telling the class from the other classes, oriented so that 1.0
-    means the class looks most damaging (lowest LLR, largest embedding distance).
+    means the class looks most damaging (lowest LLR, largest embedding distance). With ``fasta``, rows with
+    ``what == "baseline"`` give the same for the LLRs of order-0..``markov_k`` Markov chains (see
+    :func:`markov_llrs`), on the same alleles.
     """
     from sklearn.metrics import roc_auc_score
 
@@ -105,16 +162,21 @@ def summarise_scored_vcf(path: str | Path, label_info: str = "CSQ", out: str | P
         v = ok[k].dropna()
         rows.append({"what": "score", "group": "ok", "score": k, "n": len(v), "mean": v.mean(), "median": v.median()})
     labels = ok["label"].dropna()
+    baselines: list[str] = []
+    if fasta is not None and labels.nunique() >= 2:
+        ok = pd.concat([ok, markov_llrs(ok, fasta, markov_k, markov_exclude)], axis=1)
+        baselines = [c for c in ok.columns if c.startswith("MARKOV_K")]
     if labels.nunique() >= 2:
         for cls in sorted(labels.unique()):
             is_cls = (ok["label"] == cls).to_numpy()
-            for k in scores:
+            for k in scores + baselines:
                 v = ok[k].to_numpy()
                 keep = ~np.isnan(v) & ok["label"].notna().to_numpy()
                 # damaging variants lower the likelihood (low LLR) and move the embedding (high distance)
                 sign = 1.0 if k in HIGHER_IS_DAMAGING else -1.0
                 auc = roc_auc_score(is_cls[keep], sign * v[keep]) if 0 < is_cls[keep].sum() < keep.sum() else math.nan
-                rows.append({"what": "class", "group": cls, "score": k, "n": int(is_cls.sum()),
+                rows.append({"what": "baseline" if k in baselines else "class", "group": cls, "score": k,
+                             "n": int(is_cls.sum()),
                              "mean": float(np.nanmean(v[is_cls])), "median": float(np.nanmedian(v[is_cls])),
                              "auroc": auc})
     table = pd.DataFrame(rows, columns=["what", "group", "score", "n", "mean", "median", "auroc"])

@@ -89,8 +89,12 @@ def test_coding_snvs_have_the_stated_consequence(derived, demo_yeast_dir):
     fa = pysam.FastaFile(str(fasta))
     genes = {g.name: g for g in read_genes(demo_yeast_dir / "sacCer_R64.cds.bed")}
     n = 0
+    per_substitution: dict = {}
     for rec in pysam.VariantFile(str(out / "variants" / "coding_snvs.vcf.gz")):
         n += 1
+        sub = (rec.ref, rec.alts[0]) if genes[rec.info["GENE"]].strand == "+" else \
+            (reverse_complement(rec.ref), reverse_complement(rec.alts[0]))
+        per_substitution.setdefault(sub, []).append(rec.info["CSQ"])
         assert fa.fetch(rec.chrom, rec.pos - 1, rec.pos).upper() == rec.ref
         g = genes[rec.info["GENE"]]
         ref = fa.fetch(g.chrom, g.start, g.end).upper()
@@ -106,6 +110,11 @@ def test_coding_snvs_have_the_stated_consequence(derived, demo_yeast_dir):
             assert p_alt.index("*") < len(p_alt) - 1 and p_ref.index("*") == len(p_ref) - 1
     assert n == summary["variants"]["n"] > 50
     assert summary["variants"]["stop_gained"] > 0 and summary["variants"]["synonymous"] > 0
+    # matched by coding-strand substitution: base composition alone cannot tell the classes apart
+    for sub, classes in per_substitution.items():
+        assert classes.count("stop_gained") == classes.count("synonymous"), sub
+    cand = summary["variants"]["candidates"]
+    assert cand["synonymous"] > cand["stop_gained"] >= summary["variants"]["stop_gained"]
 
 
 def test_variant_summary_matches_sklearn(tmp_path):
@@ -217,3 +226,41 @@ def test_variant_summary_parses_vep_and_snpeff_by_field(tmp_path, key, descripti
     with open(tmp_path / "s.png", "rb") as fh:  # score distributions per class + ROC
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
     assert annotation_fields("x") == [] and allele_class(("stop_gained",), "C", []) == "stop_gained"
+
+
+def test_markov_variant_baseline_matches_whole_chromosome_likelihoods(tmp_path):
+    """The Markov LLR of a SNV (only k + 1 targets re-scored) equals the difference of the whole chromosome's
+    log-likelihoods with and without the variant, under chains counted independently here."""
+    import itertools
+    import math
+
+    from dnalm.variant_summary import markov_llrs
+
+    rng = np.random.default_rng(1)
+    seq_a = "".join(rng.choice(list("ACGT"), p=[0.35, 0.15, 0.15, 0.35], size=3000))
+    seq_b = "".join(rng.choice(list("ACGT"), size=400))
+    fa = tmp_path / "g.fa"
+    fa.write_text(f">chrA\n{seq_a}\n>chrB\n{seq_b}\n")
+    pysam.faidx(str(fa))
+    pos = [1, 2] + sorted(rng.choice(np.arange(3, 401), size=12, replace=False))  # the first bases: less context
+    alts = [next(b for b in "TGCA" if b != seq_b[p - 1]) for p in pos]
+    df = pd.DataFrame({"chrom": "chrB", "pos": pos, "ref": [seq_b[p - 1] for p in pos], "alt": alts})
+    got = markov_llrs(df, fa, max_k=3, exclude=["chrB"])
+    for k in range(4):
+        counts = {}  # (order, context) -> next-base counts, from chrA only
+        for j in range(len(seq_a)):
+            for o in range(min(j, k) + 1):
+                counts.setdefault((o, seq_a[j - o:j]), dict.fromkeys("ACGT", 0))[seq_a[j]] += 1
+
+        def loglik(s):
+            total = 0.0
+            for j in range(1, len(s)):  # the first base has no context: not scored
+                c = counts.get((min(j, k), s[j - min(j, k):j]), dict.fromkeys("ACGT", 0))
+                total += math.log2((c[s[j]] + 1) / (sum(c.values()) + 4))
+            return total
+
+        for i, (p, alt) in enumerate(zip(pos, alts)):
+            mutated = seq_b[: p - 1] + alt + seq_b[p:]
+            want = loglik(mutated) - loglik(seq_b)
+            assert got[f"MARKOV_K{k}"].iloc[i] == pytest.approx(want, abs=1e-9), (k, p)
+    assert list(itertools.islice(got.columns, 4)) == [f"MARKOV_K{k}" for k in range(4)]

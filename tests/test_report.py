@@ -29,6 +29,13 @@ def _fake_results(root):
         "model": "m", "regions": [{"chrom": "chrXVI", "start": 0, "end": 100}], "n_bases": 100, "length": 64,
         "model_bits_per_base": 1.92, "model_accuracy": 0.35, "markov": markov, "chosen_k": 4, "best_k_le3": 3,
         "markov_train_bases": 1000}))
+    ckpt = root / "ckpt"  # a shipped checkpoint the downstream stages use, with its pretraining record
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text(json.dumps({"extra": {"pretrain": {"step": 800, "tokens": 3276800}}}))
+    (root / "evaluate_lm" / "checkpoint.json").write_text(json.dumps({
+        "model": str(ckpt), "regions": [{"chrom": "chrXVI", "start": 0, "end": 100}], "n_bases": 100, "length": 64,
+        "model_bits_per_base": 1.91, "model_accuracy": 0.36, "markov": markov, "chosen_k": 4, "best_k_le3": 3,
+        "markov_train_bases": 1000}))
     (root / "benchmark").mkdir()
     rows = []
     for method, mcc, auc in (("k-mer (k=1..6) + logistic", 0.40, 0.75), ("GC content + logistic", 0.0, 0.50),
@@ -53,6 +60,10 @@ def _fake_results(root):
     plain.write_text("\n".join(lines) + "\n")
     pysam.tabix_compress(str(plain), str(root / "variants" / "snvs.vcf.gz"))
     plain.unlink()
+    # dnalm variant-summary --fasta: Markov-chain LLR baselines (k = 4 is the one chosen on validation above)
+    pd.DataFrame([{"what": "baseline", "group": "stop_gained", "score": f"MARKOV_K{k}", "n": 20, "mean": -0.1,
+                   "median": -0.1, "auroc": 0.5 + 0.02 * k} for k in range(5)]).to_csv(
+        root / "variants" / "snvs.summary.tsv", sep="\t", index=False)
     (root / "cre" / "oracle").mkdir(parents=True)
     (root / "cre" / "oracle" / "oracle.json").write_text(json.dumps({"report": {
         "heldout": {"cai": {"spearman": 0.35, "pearson": 0.4, "n": 50}}, "split": "given per row"}}))
@@ -75,9 +86,13 @@ def test_results_page_has_a_headline_table_sections_and_embedded_images(tmp_path
     page = (results / "report.html").read_text()
     # headline first, one row per stage result, with verdicts computed in the right direction
     head = md.split("## Headline")[1].split("\n## ")[0]
-    assert head.count("beats baseline") == 6 and "does not beat" not in head  # bits/base: lower wins
+    assert head.count("beats baseline") == 7 and "does not beat" not in head  # bits/base: lower wins
     assert "target 0.3 met" in head and "target 0.65 met" in head
-    assert "| pretraining | held-out bits/base (chrXVI) | 1.9200 (pretrained model) | 1.9320 (Markov k=4" in head
+    assert "| pretraining (this run) | held-out bits/base (chrXVI) | 1.9200 (pretrained model) | 1.9320 (Markov k=4" in head
+    assert "| pretraining (shipped checkpoint) | held-out bits/base (chrXVI) | 1.9100 (checkpoint (800 steps, 3.3 M tokens))" in head
+    # the zero-shot variant AUROC is read against the Markov chain chosen on validation, not against chance
+    assert "0.5800 (Markov k=4 LLR (k chosen on validation))" in head
+    assert "Markov k=0 −LLR" in md.split("## Zero-shot variant effects")[1]
     for section in ("Pretraining and held-out language modelling", "Fine-tuning benchmark", "Zero-shot variant effects",
                     "CRE design"):
         assert f"## {section}" in md and f"<h2>{section}</h2>" in page
@@ -115,4 +130,4 @@ def test_a_stage_that_did_not_run_is_left_out_not_shown_as_nan(tmp_path, stage):
     md, _ = build_results_page(results, tmp_path / "r.md")
     text = md.read_text()
     assert "nan" not in text.lower().replace("nanmean", "")
-    assert text.count("beats baseline") == (4 if stage == "benchmark" else 5)
+    assert text.count("beats baseline") == (5 if stage == "benchmark" else 6)

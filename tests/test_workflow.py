@@ -15,7 +15,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 def workdir(tmp_path: Path) -> Path:
     """A copy of the workflow files, so runs do not touch the repository's results/."""
-    for name in ("Snakefile", "workflow", "config"):
+    for name in ("Snakefile", "workflow", "config", "checkpoints"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
     return tmp_path
@@ -44,6 +44,16 @@ def test_dry_run_plans_every_stage(tmp_path, configfile, shared_data):
     for rule in ("prepare_genome", "pretrain", "evaluate_lm", "benchmark", "score_variants", "finetune_generator",
                  "generate_cre", "train_oracle", "evaluate_cre", "report"):
         assert rule in text, rule
+    # the demo's downstream stages start from the shipped checkpoint, which is scored beside this run's model
+    assert ("rule evaluate_checkpoint" in text) == (configfile is None), configfile
+
+
+def test_a_checkpoint_of_another_genome_is_refused(tmp_path):
+    wd = workdir(tmp_path)
+    (wd / "other.yaml").write_text("genome: {source: file, path: my.fa.gz, name: mygenome}\n")
+    out = run(["-n", "--cores", "1", "--configfile", "other.yaml"], wd)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0 and "was pretrained on sacCer_R64, not on the pipeline genome mygenome" in text, text
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
-"""Derive real tasks from a genome and its annotation: promoter vs non-promoter windows (GUE layout), a promoter
-CRE table (ribosomal-protein genes vs others, GC) and a VCF of stop-gained and synonymous coding SNVs."""
+"""Derive real tasks from a genome and its annotation: promoter vs GC-matched non-promoter windows (GUE layout), a
+promoter CRE table (codon adaptation index of the downstream ORF, ribosomal-protein class, GC, chromosome split)
+and a VCF of stop-gained and synonymous coding SNVs matched by substitution."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ def add_arguments(p) -> None:
     p.add_argument("--max-promoters", type=options.positive_int, default=None,
                    help="subsample promoters (and as many negatives)")
     p.add_argument("--codons", type=options.non_negative_int, default=400,
-                   help="random codons to mutate for the SNV set (default 400)")
+                   help="random codons whose stop-gained and synonymous SNVs are drawn (matched by substitution; default 400)")
     p.add_argument("--seed", type=options.non_negative_int, default=0, help="random seed (default 0)")
 
 

@@ -13,7 +13,30 @@ GENOME_NAME = config["genome"]["name"]
 GENOME_DIR = "results/genome"
 GENOME_FASTA = f"{GENOME_DIR}/{GENOME_NAME}.fa.gz"
 TASKS_DIR = "results/tasks"
-MODEL_DIR = "results/pretrain/model"
+OWN_MODEL_DIR = "results/pretrain/model"  # this run's pretraining
+OWN_MODEL = f"{OWN_MODEL_DIR}/model.safetensors"
+CHECKPOINT = config["pretrain"].get("checkpoint", "")  # a shipped model folder the downstream stages start from
+MODEL_DIR = CHECKPOINT or OWN_MODEL_DIR  # the model of the downstream stages
+
+
+def _checkpoint_genomes(folder):
+    """Names of the genomes a model folder was pretrained on (from its config.json record; [] if unknown)."""
+    import json
+
+    try:
+        with open(os.path.join(folder, "config.json")) as fh:
+            record = (json.load(fh).get("extra") or {}).get("pretrain") or {}
+    except (OSError, ValueError):
+        return []
+    return [os.path.basename(str(g)).split(".")[0] for g in record.get("genomes", [])]
+
+
+if CHECKPOINT:
+    _trained_on = _checkpoint_genomes(CHECKPOINT)
+    if _trained_on and GENOME_NAME not in _trained_on:
+        raise ValueError(
+            f"pretrain.checkpoint {CHECKPOINT} was pretrained on {', '.join(_trained_on)}, not on the pipeline genome "
+            f"{GENOME_NAME}: set pretrain.checkpoint: '' (use this run's pretraining) or a checkpoint of this genome")
 MODEL = f"{MODEL_DIR}/model.safetensors"
 CRE_DIR = "results/cre"
 PROPS = config["cre"]["property_columns"]

@@ -6,8 +6,8 @@ rule pretrain:
         fasta=GENOME_FASTA,
         config=config["pretrain"]["config"],
     output:
-        model=MODEL,
-        model_config=f"{MODEL_DIR}/config.json",
+        model=OWN_MODEL,
+        model_config=f"{OWN_MODEL_DIR}/config.json",
         metrics="results/pretrain/metrics.csv",
         curves="results/pretrain/curves.png",
     params:
@@ -28,7 +28,7 @@ rule pretrain:
 
 rule evaluate_lm:
     input:
-        model=MODEL,
+        model=OWN_MODEL,
         fasta=GENOME_FASTA,
     output:
         "results/evaluate_lm/results.json",
@@ -42,6 +42,29 @@ rule evaluate_lm:
         "../envs/dnalm.yaml"
     log:
         "logs/evaluate_lm.log",
+    shell:
+        "dnalm evaluate-lm --model {params.model} --fasta {input.fasta} --chroms {params.chroms} "
+        "--length {params.length} $( [ {params.max_bases} -gt 0 ] && echo --max-bases {params.max_bases} ) "
+        "--threads {threads} --no-progress --out {output} > {log} 2>&1"
+
+
+rule evaluate_checkpoint:
+    """The shipped checkpoint the downstream stages use (pretrain.checkpoint), scored like this run's model."""
+    input:
+        model=f"{CHECKPOINT}/model.safetensors",
+        fasta=GENOME_FASTA,
+    output:
+        "results/evaluate_lm/checkpoint.json",
+    params:
+        chroms=" ".join(config["evaluate_lm"]["chroms"]),
+        length=config["evaluate_lm"]["length"],
+        max_bases=config["evaluate_lm"]["max_windows"] * config["evaluate_lm"]["length"],
+        model=lambda w, input: os.path.dirname(input.model),
+    threads: 2
+    conda:
+        "../envs/dnalm.yaml"
+    log:
+        "logs/evaluate_checkpoint.log",
     shell:
         "dnalm evaluate-lm --model {params.model} --fasta {input.fasta} --chroms {params.chroms} "
         "--length {params.length} $( [ {params.max_bases} -gt 0 ] && echo --max-bases {params.max_bases} ) "

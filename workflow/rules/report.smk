@@ -3,21 +3,26 @@
 
 rule variant_summary:
     input:
-        "results/variants/{name}.vcf.gz",
+        vcf="results/variants/{name}.vcf.gz",
+        fasta=variant_fasta(),
     output:
         "results/variants/{name}.summary.tsv",
+    params:
+        # Markov-chain LLR baselines fitted on the reference minus the LM's held-out chromosomes
+        exclude=",".join(config["evaluate_lm"]["chroms"]),
     conda:
         "../envs/dnalm.yaml"
     log:
         "logs/variant_summary/{name}.log",
     shell:
-        "dnalm variant-summary --input {input} --out {output} > {log} 2>&1"
+        "dnalm variant-summary --input {input.vcf} --fasta {input.fasta} --markov-exclude {params.exclude} "
+        "--out {output} > {log} 2>&1"
 
 
 rule report:
     input:
         pretraining=["results/pretrain/metrics.csv", "results/pretrain/curves.png"],
-        lm=["results/evaluate_lm/results.json"],
+        lm=["results/evaluate_lm/results.json"] + (["results/evaluate_lm/checkpoint.json"] if CHECKPOINT else []),
         benchmark=["results/benchmark/results.md", "results/benchmark/results.png"],
         variants=expand("results/variants/{name}.summary.tsv", name=list(variant_sets())),
         cre=[
