@@ -134,3 +134,28 @@ def test_gc_baseline_sees_gc_and_nothing_else():
     same_gc = [TaskSplit(["".join(rng.choice(list("ACGT"), 60)) for _ in range(n)], np.arange(n) % 2)
                for n in (80, 40, 40)]
     assert abs(gc_baseline(Task("toy", "binary", 1, "mcc", *same_gc)).test_metrics["auroc"] - 0.5) < 0.2
+
+
+def test_embedding_memo_returns_the_same_features_and_misses_on_changed_weights():
+    """The probe and the head initialisation share one embedding pass: a repeat call with the same frozen weights,
+    pooling and sequences is served from the memo (equal to a fresh pass), and changed weights are a miss."""
+    import torch
+
+    from dnalm import build_model
+    from finetune import probes
+
+    torch.manual_seed(0)
+    model = build_model("transformer-tiny", n_layer=1, d_model=32, d_intermediate=64)
+    seqs = ["ACGTAC" * 5, "TTGACA" * 3, "GATTACA"]
+    probes._EMBED_CACHE.clear()
+    first = probes.embed_sequences(model, seqs, "mean", progress=False)
+    assert len(probes._EMBED_CACHE) == 1
+    first[0, 0] = 123.0  # the caller's copy: the memo is not changed through it
+    again = probes.embed_sequences(model, seqs, "mean", progress=False)
+    fresh = probes._embed_sequences(model, seqs, "mean", False, 64, False, np.float32)
+    np.testing.assert_array_equal(again, fresh)
+    assert len(probes._EMBED_CACHE) == 1
+    with torch.no_grad():
+        next(model.parameters()).add_(0.1)
+    changed = probes.embed_sequences(model, seqs, "mean", progress=False)
+    assert len(probes._EMBED_CACHE) == 2 and not np.allclose(changed, fresh)
