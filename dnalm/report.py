@@ -415,6 +415,11 @@ def cre_section(results: Path) -> tuple[list[Headline], Section] | None:
                             f"({t['n_high']} and {t['n_low']}): oracle means {_fmt(t['oracle_mean_high'], 3)} vs "
                             f"{_fmt(t['oracle_mean_low'], 3)}, AUC {t['auc_high_vs_low']:.3f}, one-sided Mann-Whitney "
                             f"p = {t['p_high_greater']:.2g}.")
+            if t.get("real_auc_high_vs_low") is not None:
+                sec.text.append(
+                    f"Real held-out sequences of the same two classes ({t['real_n_high']} and {t['real_n_low']}) "
+                    f"score AUC {t['real_auc_high_vs_low']:.3f} with the same oracle: what this oracle can tell "
+                    "apart at all, so a generator cannot be shown to do better than that with it.")
         rows = []
         for r in summary.get("conditions", []):
             row = {"condition": r.get("condition", "")}

@@ -25,7 +25,8 @@ from finetune.heads import SequenceModel, feature_statistics
 from finetune.metrics import compute_metrics, higher_is_better
 from finetune.tasks import Task, TaskSplit
 
-DEFAULT_WEIGHT_DECAY = (1e-4, 1e-3, 1e-2, 1e-1)  # L2 penalties tried (chosen on dev)
+DEFAULT_WEIGHT_DECAY = (0.0, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)  # L2 penalties tried (chosen on dev)
+FULL_BATCH_MAX = 20_000_000  # feature values (N * S * d) up to which the head is fitted full-batch with L-BFGS
 
 
 @dataclass
@@ -86,17 +87,38 @@ def _metrics(model: SequenceModel, X: torch.Tensor, y: torch.Tensor) -> dict:
 
 def fit_head(model: SequenceModel, X: torch.Tensor, y: torch.Tensor, weight_decay: float, steps: int = 300,
              lr: float = 1e-2, batch_size: int = 1024, seed: int = 0) -> float:
-    """Train ``model.head`` (its FeatureNorm statistics fixed) on cached features with Adam + L2.
+    """Train ``model.head`` (its FeatureNorm statistics fixed) on cached features to the L2-penalised optimum.
+
+    Features that fit in memory (:data:`FULL_BATCH_MAX` values) are fitted full-batch with L-BFGS (strong-Wolfe
+    line search, at most ``steps`` iterations), as scikit-learn fits its logistic probe: the head then reaches the
+    probe. (Adam minibatches for a few hundred steps stopped well short of that optimum: on the demo promoter task
+    dev MCC 0.45 against 0.58, test 0.55 against 0.65.) Larger per-base feature sets fall back to Adam minibatches.
+    The head's dropout is off while it is fitted: the linear probe it stands for has none.
 
     Args:
         X: (N, S, d) features from :func:`split_features`; y: their labels.
         weight_decay: L2 penalty on the head's weights (not biases), added to the loss.
+        steps: L-BFGS iterations, or Adam steps for the minibatch fit.
 
     Returns:
         The final training loss (without the penalty).
     """
-    g = torch.Generator().manual_seed(seed)
     params = [p for p in model.head.parameters() if p.requires_grad]
+    if X.numel() <= FULL_BATCH_MAX:
+        opt = torch.optim.LBFGS(params, lr=1.0, max_iter=steps, history_size=20, tolerance_grad=1e-7,
+                                tolerance_change=1e-10, line_search_fn="strong_wolfe")
+        model.head.eval()  # no dropout
+
+        def closure():
+            opt.zero_grad(set_to_none=True)
+            loss = model.loss(_head_logits(model, X), y)
+            (loss + weight_decay * sum((p * p).sum() for p in params if p.dim() > 1)).backward()
+            return loss
+
+        opt.step(closure)
+        with torch.no_grad():
+            return float(model.loss(_head_logits(model, X), y))
+    g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(params, lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     model.head.train()

@@ -240,6 +240,12 @@ def evaluate_cre(
             "mannwhitney_u": float(two.statistic), "p_two_sided": float(two.pvalue), "p_high_greater": float(one.pvalue),
             "auc_high_vs_low": float(two.statistic / (len(a) * len(b))),
         }
+        if bins_o is not None:  # the same test on real sequences of the two classes: what this oracle can tell apart
+            j = props.index(p)
+            ra, rb = pred_o[bins_o[:, j] == hi_c, col], pred_o[bins_o[:, j] == lo_c, col]
+            if len(ra) and len(rb):
+                tests[p]["real_auc_high_vs_low"] = float(mannwhitneyu(ra, rb).statistic / (len(ra) * len(rb)))
+                tests[p]["real_n_high"], tests[p]["real_n_low"] = int(len(ra)), int(len(rb))
 
     motif_summary = None
     if motifs_path is not None:

@@ -131,6 +131,17 @@ def test_evaluate_cre_end_to_end(tmp_path):
     t = summary["high_vs_low"]["activity"]
     assert t["oracle_mean_high"] == pytest.approx(ph.mean(), rel=1e-5)
     assert t["p_two_sided"] == pytest.approx(mannwhitneyu(ph, pl).pvalue, rel=1e-5)
+    # the oracle's ceiling: the same AUC on the real held-out rows of the two classes (planted motifs: well above 0.5)
+    from sklearn.metrics import roc_auc_score
+
+    from generate.evaluate import _oracle_heldout
+
+    held = _oracle_heldout(tmp_path / "oracle")
+    rows_o = [i for i, s in enumerate(seqs) if s in held] if len([s for s in seqs if s in held]) >= 20 else range(len(seqs))
+    pick = [i for i in rows_o if bins[i] in (0, 2)]
+    pred = o.predict([seqs[i] for i in pick])[:, 0]
+    assert t["real_auc_high_vs_low"] == pytest.approx(roc_auc_score(bins[pick] == 2, pred), rel=1e-6)
+    assert t["real_auc_high_vs_low"] > 0.8 and t["real_n_high"] + t["real_n_low"] == len(pick)
     assert rows["activity=2"]["activity:oracle_top5_mean"] == pytest.approx(np.sort(ph)[-5:].mean(), rel=1e-5)
     lo_edge, hi_edge = spec.properties[0].bounds(2)
     assert rows["activity=2"]["activity:fraction_in_class"] == pytest.approx(np.mean((ph >= lo_edge) & (ph < hi_edge)))

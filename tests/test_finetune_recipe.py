@@ -159,3 +159,25 @@ def test_embedding_memo_returns_the_same_features_and_misses_on_changed_weights(
         next(model.parameters()).add_(0.1)
     changed = probes.embed_sequences(model, seqs, "mean", progress=False)
     assert len(probes._EMBED_CACHE) == 2 and not np.allclose(changed, fresh)
+
+
+def test_head_fit_reaches_the_penalised_logistic_optimum_of_scikit_learn():
+    """The LP stage is a logistic probe: on cached features the head reaches scikit-learn's L2 logistic regression
+    (same penalty: mean loss + wd * |w|^2  <=>  C = 1 / (2 wd N)), dropout off."""
+    from sklearn.linear_model import LogisticRegression
+
+    from dnalm import build_model
+    from finetune.head_init import fit_head
+    from finetune.heads import HeadConfig, SequenceModel
+
+    rng = np.random.default_rng(0)
+    n, d, wd = 300, 8, 1e-3
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    y = (X @ rng.normal(size=d) + rng.normal(0, 1.5, n) > 0).astype(np.int64)
+    backbone = build_model("transformer-tiny", n_layer=1, d_model=d, d_intermediate=16)
+    model = SequenceModel(backbone, HeadConfig(kind="binary", num_outputs=1, dropout=0.5))
+    fit_head(model, torch.from_numpy(X)[:, None, :], torch.from_numpy(y), wd, steps=500)
+    with torch.no_grad():
+        ours = model.head(torch.from_numpy(X)[:, None, :]).mean(1)[:, 0].numpy()
+    ref = LogisticRegression(C=1 / (2 * wd * n), tol=1e-10, max_iter=10_000).fit(X, y).decision_function(X)
+    np.testing.assert_allclose(ours, ref, atol=2e-3)

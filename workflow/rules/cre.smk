@@ -67,7 +67,7 @@ rule train_oracle:
         extra=config["cre"].get("oracle_args", ""),
         split=oracle_split_option(),
         outdir=lambda w, output: os.path.dirname(output[0]),
-    threads: 2
+    threads: 1  # a small CNN: one thread, and then its result does not depend on the machine's thread count
     conda:
         "../envs/dnalm.yaml"
     log:
