@@ -23,8 +23,8 @@ torch thread), `python benchmarks/bench_variant_memory.py`:
 
 (the scorable rows are from `--kinds scorable`, run before the VCF writer stopped indexing pandas per record: 100k
 took 927 s then; under cProfile the writer change took 5k records' streaming loop from 43 s to 7 s. A second run
-after it gave 360.0 / 370.5 MiB at 1k / 10k scorable; its 100k row did not finish before the deadline. Peak RSS is
-flat either way: a chunk of 2,048 records is the unit of memory.)
+after it gave 360.0 / 370.5 / 372.2 MiB at 1k / 10k / 100k scorable (1.03x; 100k in 592 s wall under a different
+load, so the wall times do not compare). Peak RSS is flat either way: a chunk of 2,048 records is the unit of memory.)
 """
 
 from __future__ import annotations
