@@ -288,7 +288,7 @@ def test_cli_set_with_a_misspelt_or_mistyped_key_exits_2(command, tmp_path, caps
 
 def test_readme_pipeline_set_keys_are_real():
     text = (ROOT / "docs" / "sections" / "pipeline.md").read_text()
-    m = re.search(r"pretrain: \{config: (\S+), set: (\[.*?\])\}", text)
+    m = re.search(r"pretrain: \{config: (\S+), set: (\[.*?\])[,}]", text)
     assert m, "the pipeline section shows a pretrain config with --set items"
     from dnalm.pretrain.config import load_config as load_pretrain
 
