@@ -326,16 +326,27 @@ def _profile_pretrain(activities, device, dtype, top: int, presets=("hybridna-ti
 
 
 # ---------------------------------------------------------------------------------------------------- main
+def _pick(lengths: list[int], i: int) -> int:
+    """``lengths[i]`` (the profiled length), the last one if the list is shorter."""
+    if not lengths:
+        raise SystemExit("--profile needs a length (--mamba-lengths / --hyena-lengths)")
+    return lengths[i] if -len(lengths) <= i < len(lengths) else lengths[-1]
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", nargs="+", default=["mamba2", "hyena", "pretrain"],
                     choices=["mamba2", "hyena", "pretrain"])
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--reps", type=int, default=3, help="timed calls per side (median reported)")
-    ap.add_argument("--mamba-lengths", nargs="+", type=int, default=[1024, 4096, 16384])
-    ap.add_argument("--mamba-train-lengths", nargs="+", type=int, default=[1024, 4096])
-    ap.add_argument("--hyena-lengths", nargs="+", type=int, default=[1024, 8192, 32768])
-    ap.add_argument("--hyena-train-lengths", nargs="+", type=int, default=[1024, 8192])
+    ap.add_argument("--mamba-lengths", nargs="*", type=int, default=[1024, 4096, 16384],
+                    help="forward lengths (none: skip them)")
+    ap.add_argument("--mamba-train-lengths", nargs="*", type=int, default=[1024, 4096],
+                    help="forward+backward lengths (none: skip them)")
+    ap.add_argument("--hyena-lengths", nargs="*", type=int, default=[1024, 8192, 32768],
+                    help="forward lengths (none: skip them)")
+    ap.add_argument("--hyena-train-lengths", nargs="*", type=int, default=[1024, 8192],
+                    help="forward+backward lengths (none: skip them)")
     ap.add_argument("--pretrain-presets", nargs="+", default=["hybridna-tiny", "hyenadna-small"])
     ap.add_argument("--pretrain-length", type=int, default=1024)
     ap.add_argument("--pretrain-batch", type=int, default=4)
@@ -352,7 +363,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.profile:
         torch.set_num_threads(args.threads[0])
         whats = {"both": (FWD, FWDBWD), "forward": (FWD,), "backward": (FWDBWD,)}[args.profile_what]
-        profile(args.pairs, args.mamba_lengths[1 if len(args.mamba_lengths) > 1 else 0], args.hyena_lengths[-1],
+        profile(args.pairs, _pick(args.mamba_lengths or args.mamba_train_lengths, 1),
+                _pick(args.hyena_lengths or args.hyena_train_lengths, -1),
                 device, dtype, args.top, whats)
         return
     if "mamba2" in args.pairs or "hyena" in args.pairs:

@@ -100,8 +100,13 @@ def test_fft_length_is_the_smallest_5_smooth_size():
     assert fft_length(2 * 32770 - 1) == 65610 and fft_length(16383) == 16384
 
 
-@pytest.mark.parametrize("L", [1, 2, 13, 64, 97])
-def test_fftconv_blc_equals_direct_and_its_backward_is_exact(L):
+@pytest.mark.parametrize("L,grouped", [(1, False), (2, False), (13, False), (64, False), (97, False), (13, True),
+                                      (97, True)])
+def test_fftconv_blc_equals_direct_and_its_backward_is_exact(monkeypatch, L, grouped):
+    import dnalm.models.hyena as hyena
+
+    if grouped:  # channel groups of 2, 2 and 1 (forward, filter spectrum and backward run group by group)
+        monkeypatch.setattr(hyena, "FFT_TRAIN_GROUP_BYTES", 2 * 2 * fft_length(2 * L - 1) * 8)
     g = torch.Generator().manual_seed(L)
     u = torch.randn(2, L, 5, dtype=torch.float64, generator=g, requires_grad=True)
     k = torch.randn(L + 3, 5, dtype=torch.float64, generator=g, requires_grad=True)

@@ -44,6 +44,9 @@ FILTER_MEMO_BYTES = 1 << 28
 # CPU only: on a GPU the caching allocator makes large temporaries cheap and blocks would only add kernel launches.
 BLOCK_ROWS = 2048
 FFT_GROUP_BYTES = 1 << 23
+# The same for the autograd path's long convolution (:class:`_FFTConv`), forward and backward, smaller: a group's
+# transforms stay in the core's cache. CPU only (on a GPU the whole tensor is one group).
+FFT_TRAIN_GROUP_BYTES = 1 << 21
 
 
 @dataclass
@@ -147,42 +150,62 @@ def fft_length(n: int) -> int:
 
 
 class _FFTConv(torch.autograd.Function):
-    """``y = causal_conv(u, k) + D u`` along dim 1 through real FFTs of size ``n >= 2L - 1``, with a real-FFT backward.
+    """``y = causal_conv(u, k) + D u`` along dim 1 through real FFTs of size ``n >= 2L - 1``, with a real-FFT backward,
+    a group of channels at a time.
 
-    Forward: ``y = irfft(rfft(u) * K)[:L] + D u``, the transforms running over the last dimension of transposed views
-    (measured 1.7x faster than transforming along dim 1). Backward (correlations, so no complex-to-complex transform,
-    unlike autograd through ``rfft(n > L)``): ``du = irfft(rfft(dy) * conj(K))[:L] + D dy``,
-    ``dk = irfft(sum_b rfft(dy) * conj(rfft(u)))[:L]``, ``dD = sum(dy * u)``. The spectrum of ``u`` is kept.
+    Forward: ``y = irfft(rfft(u) * K)[:L] + D u`` (:func:`fftconv_grouped`), the transforms running over the last
+    dimension of transposed views (measured 1.7x faster than transforming along dim 1). Backward (correlations, so
+    no complex-to-complex transform, unlike autograd through ``rfft(n > L)``): ``du = irfft(rfft(dy) * conj(K))[:L]
+    + D dy``, ``dk = irfft(sum_b rfft(dy) * conj(rfft(u)))[:L]``, ``dD = sum(dy * u)``. Each group's padded input,
+    spectra and inverse transforms take :data:`FFT_TRAIN_GROUP_BYTES` and are reused from group to group: whole
+    (B, C, n) temporaries are page-faulted afresh at every step, which was measured to cost more than the FFTs. So
+    only ``u`` and the filter's spectrum are kept, and the backward transforms ``u`` again (one more FFT per group).
     """
 
     @staticmethod
     def forward(ctx, u, k, D, n, k_f):  # u (B, L, C), k (L, C) or None, D (C,), k_f (C, n//2+1) or None
-        L = u.shape[1]
+        B, L, C = u.shape
         if k_f is None:
-            k_f = torch.fft.rfft(k.t(), n=n)  # (C, n//2+1)
-        u_f = torch.fft.rfft(u.transpose(1, 2), n=n)  # (B, C, n//2+1)
-        y = torch.fft.irfft(u_f * k_f, n=n)[..., :L]  # (B, C, L)
+            k_f = u.new_empty(C, n // 2 + 1, dtype=_COMPLEX[u.dtype])  # (C, n//2+1)
+            for cs in _groups(C, _train_group_bytes(u) // (n * u.element_size())):
+                torch.fft.rfft(k[:, cs].t(), n=n, out=k_f[cs])
         out = torch.empty_like(u, memory_format=torch.contiguous_format)
-        torch.addcmul(y.transpose(1, 2), u, D, out=out)  # (B, L, C)
-        ctx.save_for_backward(u, D, u_f, k_f)
+        fftconv_grouped(u, k_f, D, out, _train_group_bytes(u))  # (B, L, C)
+        ctx.save_for_backward(u, D, k_f)
         ctx.n = n
         return out
 
     @staticmethod
     def backward(ctx, dy):
-        u, D, u_f, k_f = ctx.saved_tensors
-        n, L = ctx.n, u.shape[1]
-        dy_f = torch.fft.rfft(dy.transpose(1, 2), n=n)  # (B, C, n//2+1)
-        du = dk = dD = None
-        if ctx.needs_input_grad[0]:
-            du = torch.empty_like(u, memory_format=torch.contiguous_format)
-            torch.addcmul(torch.fft.irfft(dy_f * k_f.conj(), n=n)[..., :L].transpose(1, 2), dy, D, out=du)
-        if ctx.needs_input_grad[1]:
-            cross = dy_f * u_f.conj()  # (B, C, n//2+1)
-            dk = torch.fft.irfft(cross[0] if cross.shape[0] == 1 else cross.sum(0), n=n)[..., :L].t()  # (L, C)
-        if ctx.needs_input_grad[2]:
-            dD = (dy * u).sum((0, 1))
+        u, D, k_f = ctx.saved_tensors
+        n, (B, L, C) = ctx.n, u.shape
+        need_u, need_k, need_D = ctx.needs_input_grad[:3]
+        du = torch.empty_like(u, memory_format=torch.contiguous_format) if need_u else None
+        dk = u.new_empty(L, C) if need_k else None
+        for cs in _groups(C, _train_group_bytes(u) // (B * n * u.element_size())):
+            dy_f = torch.fft.rfft(dy[:, :, cs].transpose(1, 2), n=n)  # (B, g, n//2+1)
+            if need_k:
+                cross = torch.fft.rfft(u[:, :, cs].transpose(1, 2), n=n).conj_physical_().mul_(dy_f)  # (B, g, n//2+1)
+                dk[:, cs] = torch.fft.irfft(cross[0] if B == 1 else cross.sum(0), n=n)[..., :L].t()  # (L, g)
+            if need_u:
+                y = torch.fft.irfft(dy_f.mul_(k_f[cs].conj()), n=n)[..., :L].transpose(1, 2)  # (B, L, g)
+                torch.addcmul(y, dy[:, :, cs], D[cs], out=du[:, :, cs])
+        dD = (dy * u).sum((0, 1)) if need_D else None
         return du, dk, dD, None, None
+
+
+_COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
+
+
+def _train_group_bytes(u: torch.Tensor) -> int:
+    """Bytes of one channel group of :class:`_FFTConv`: :data:`FFT_TRAIN_GROUP_BYTES` on a CPU, else all of them."""
+    return FFT_TRAIN_GROUP_BYTES if u.device.type == "cpu" else 1 << 62
+
+
+def _groups(C: int, size: int) -> list[slice]:
+    """Slices of ``size`` (at least 1) channels covering ``range(C)``."""
+    size = max(1, size)
+    return [slice(c, min(C, c + size)) for c in range(0, C, size)]
 
 
 def fftconv_blc(
@@ -205,24 +228,25 @@ def fftconv_blc(
     return _FFTConv.apply(u.to(work), taps, D.to(work), fft_length(2 * L - 1), k_f).to(u.dtype)
 
 
-def fftconv_grouped(u: torch.Tensor, k_f: torch.Tensor, D: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+def fftconv_grouped(u: torch.Tensor, k_f: torch.Tensor, D: torch.Tensor, out: torch.Tensor,
+                    group_bytes: int | None = None) -> torch.Tensor:
     """:func:`fftconv_blc`'s forward without autograd, a group of channels at a time (the padded input, its spectrum
-    and the inverse transform of a group take :data:`FFT_GROUP_BYTES`, not the whole (B, C, n) of each).
+    and the inverse transform of a group take ``group_bytes``, default :data:`FFT_GROUP_BYTES`, not the whole
+    (B, C, n) of each).
 
     Args:
         u: (B, L, C) input in float32 or float64.
         k_f: (C, n//2+1) spectrum of the taps at ``n = fft_length(2L - 1)``.
         D: (C,) skip weights.
         out: (B, L, C) output; may be ``u`` itself (each group is read before it is written).
+        group_bytes: bytes of one group's padded input.
 
     Returns:
         ``out``.
     """
     B, L, C = u.shape
     n = fft_length(2 * L - 1)
-    group = max(1, min(C, FFT_GROUP_BYTES // (B * n * u.element_size())))
-    for c in range(0, C, group):
-        cs = slice(c, c + group)
+    for cs in _groups(C, (group_bytes or FFT_GROUP_BYTES) // (B * n * u.element_size())):
         y = torch.fft.rfft(u[:, :, cs].transpose(1, 2), n=n)  # (B, g, n//2+1)
         y = torch.fft.irfft(y.mul_(k_f[cs]), n=n)[..., :L].transpose(1, 2)  # (B, L, g)
         torch.addcmul(y, u[:, :, cs], D[cs], out=out[:, :, cs])
