@@ -236,7 +236,7 @@ def pretrain_rows(presets: list[str], length: int, batch: int, threads: list[int
 # Operators doing the same work on both sides of the hyena pair: the block's GEMMs (in_proj, out_proj, fc1, fc2,
 # lm_head, forward and backward), the MLP's GELU and the LayerNorms. Whatever else dnalm does, the peer / dnalm ratio
 # cannot exceed peer total / dnalm's time in these unless they get faster than the peer's own.
-SHARED_OPS = ("aten::mm", "aten::addmm", "aten::gelu", "aten::gelu_backward", "aten::native_layer_norm",
+SHARED_OPS = ("aten::mm", "aten::addmm", "aten::addmm_", "aten::gelu", "aten::gelu_backward", "aten::native_layer_norm",
               "aten::native_layer_norm_backward")
 
 

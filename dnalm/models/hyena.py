@@ -169,8 +169,8 @@ class _FFTConv(torch.autograd.Function):
             k_f = u.new_empty(C, n // 2 + 1, dtype=_COMPLEX[u.dtype])  # (C, n//2+1)
             for cs in _groups(C, _train_group_bytes(u) // (n * u.element_size())):
                 torch.fft.rfft(k[:, cs].t(), n=n, out=k_f[cs])
-        out = torch.empty_like(u, memory_format=torch.contiguous_format)
-        fftconv_grouped(u, k_f, D, out, _train_group_bytes(u))  # (B, L, C)
+        out = torch.empty_like(u)  # (B, L, C) in u's memory layout
+        fftconv_grouped(u, k_f, D, out, _train_group_bytes(u))
         ctx.save_for_backward(u, D, k_f)
         ctx.n = n
         return out
@@ -180,8 +180,9 @@ class _FFTConv(torch.autograd.Function):
         u, D, k_f = ctx.saved_tensors
         n, (B, L, C) = ctx.n, u.shape
         need_u, need_k, need_D = ctx.needs_input_grad[:3]
-        du = torch.empty_like(u, memory_format=torch.contiguous_format) if need_u else None
-        dk = u.new_empty(L, C) if need_k else None
+        du = torch.empty_like(u) if need_u or need_D else None  # (B, L, C) in u's memory layout
+        dk = u.new_empty(C, L).t() if need_k else None  # (L, C), channels outermost: each group's rows are contiguous
+        dD = torch.mul(dy, u, out=du).sum((0, 1)) if need_D else None  # du is the scratch before it is written
         for cs in _groups(C, _train_group_bytes(u) // (B * n * u.element_size())):
             dy_f = torch.fft.rfft(dy[:, :, cs].transpose(1, 2), n=n)  # (B, g, n//2+1)
             if need_k:
@@ -190,8 +191,7 @@ class _FFTConv(torch.autograd.Function):
             if need_u:
                 y = torch.fft.irfft(dy_f.mul_(k_f[cs].conj()), n=n)[..., :L].transpose(1, 2)  # (B, L, g)
                 torch.addcmul(y, dy[:, :, cs], D[cs], out=du[:, :, cs])
-        dD = (dy * u).sum((0, 1)) if need_D else None
-        return du, dk, dD, None, None
+        return du if need_u else None, dk, dD, None, None
 
 
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
