@@ -211,15 +211,10 @@ class _CausalDepthwiseConv(torch.autograd.Function):
             dx = dx.to(x.dtype)
         if ctx.needs_input_grad[1]:  # dw[:, i] = sum_{b,t} g[t] x[t - (k-1-i)]
             xc = x.to(g.dtype)
-            prod = torch.empty_like(g)  # one scratch for every tap's products (no fresh (B, T, C) tensor per tap)
             cols = []
             for i in range(k):
                 shift = k - 1 - i
-                if shift < length:
-                    p = torch.mul(g[:, shift:], xc[:, : length - shift], out=prod[:, : length - shift])
-                    col = p.sum((0, 1))
-                else:
-                    col = g.new_zeros(g.shape[-1])
+                col = (g[:, shift:] * xc[:, : length - shift]).sum((0, 1)) if shift < length else g.new_zeros(g.shape[-1])
                 if prefix is not None and shift:
                     n = min(shift, length)
                     col = col + (g[:, :n] * prefix[:, i : i + n].to(g.dtype)).sum((0, 1))
