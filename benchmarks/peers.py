@@ -21,12 +21,14 @@ steadier one with one thread on a loaded machine; with two threads it also count
 the largest difference of the two sides' outputs relative to the largest output. ``--profile`` prints
 torch.profiler's top operators of both sides of each pair instead of timing, side by side (the longest of
 ``--hyena-lengths`` is profiled); for ``hyena`` also the share of the peer's time in the operators both sides run
-alike (GEMMs, GELU, LayerNorm) and the bound on the ratio that it implies; for ``pretrain``, the top operators of one
+alike (GEMMs, GELU, LayerNorm; dnalm's training MLP computes its GELU from a sigmoid, which counts among its other
+operators) and the bound on the ratio that it implies; for ``pretrain``, the top operators of one
 ``hybridna-tiny`` step.
 
     pip install -e '.[bench]'
     python benchmarks/peers.py                                   # everything, 1 and 2 threads
     python benchmarks/peers.py --pairs mamba2 --threads 1 --reps 5
+    python benchmarks/peers.py --pairs hyena --threads 1 --hyena-lengths --hyena-train-lengths 8192  # one row
     python benchmarks/peers.py --pairs hyena --profile
     python benchmarks/peers.py --pairs hyena --profile --profile-what backward --hyena-lengths 8192 --threads 1
     python benchmarks/peers.py --pairs pretrain --profile --threads 1
