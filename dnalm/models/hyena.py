@@ -45,8 +45,9 @@ FILTER_MEMO_BYTES = 1 << 28
 BLOCK_ROWS = 2048
 FFT_GROUP_BYTES = 1 << 23
 # The same for the autograd path's long convolution (:class:`_FFTConv`), forward and backward, smaller: a group's
-# transforms stay in the core's cache. CPU only (on a GPU the whole tensor is one group).
-FFT_TRAIN_GROUP_BYTES = 1 << 21
+# transforms stay in the core's cache (whole-model training step at 8k tokens, d_model 256, measured interleaved:
+# 1 MiB 3% faster than 2 MiB, 4 MiB 5% and 512 KiB 4% slower). CPU only (on a GPU the whole tensor is one group).
+FFT_TRAIN_GROUP_BYTES = 1 << 20
 
 
 @dataclass
