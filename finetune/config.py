@@ -20,13 +20,14 @@ class FinetuneConfig:
 
     pooling: str = "mean"  # mean | last | echo | rc_echo
     head_hidden: int = 0  # hidden width of the head (0 = linear)
-    head_dropout: float = 0.1  # dropout in the head
+    head_dropout: float = 0.0  # dropout in the head (0: the head_init head is fitted without it; dropout on its weights is logit noise of several units)
     strand_average: bool = False  # average predictions of x and rc(x) (train and test)
     freeze_backbone: bool = False  # train only the head
     head_init: bool = True  # before training: standardise pooled features with train-split statistics and fit the head on frozen features (LP-FT)
     head_init_steps: int = 300  # Adam steps of that fit per L2 penalty (on cached features: no backbone passes)
-    lr_head: float = 1e-3  # peak learning rate of the head
-    lr_backbone: float = 1e-4  # peak learning rate of the backbone
+    norm_momentum: float = 0.1  # while the backbone trains, the head centres each batch on its own mean and tracks it with this momentum (0 = fixed train-split statistics)
+    lr_head: float = 1e-4  # peak learning rate of the head (head_init starts it at the probe's optimum; ~1e-3 for a random head)
+    lr_backbone: float = 1e-5  # peak learning rate of the backbone (1e-4 drove the demo's fitted head off in 20 steps)
     weight_decay: float = 0.01  # AdamW weight decay (dnalm.training rule: not on biases, norms, embeddings, ...)
     warmup_steps: int = 50  # linear warm-up steps, then cosine decay to 0 at max_steps
     batch_size: int = 32  # training batch size
@@ -54,9 +55,11 @@ class FinetuneConfig:
         for name in ("max_steps", "val_every", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("head_dropout", "lr_head", "lr_backbone", "weight_decay", "rc_augment", "grad_clip"):
+        for name in ("head_dropout", "lr_head", "lr_backbone", "weight_decay", "rc_augment", "grad_clip", "norm_momentum"):
             value = getattr(self, name)  # NaN compares False with everything, so test finiteness first
             if not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{name} must be a finite number >= 0, got {value}")
         if not 0.0 <= self.rc_augment <= 1.0:
             raise ConfigError(f"rc_augment is a probability, got {self.rc_augment}")
+        if self.norm_momentum > 1.0:
+            raise ConfigError(f"norm_momentum is a fraction in [0, 1], got {self.norm_momentum}")

@@ -103,6 +103,15 @@ def fit_head(model: SequenceModel, X: torch.Tensor, y: torch.Tensor, weight_deca
     Returns:
         The final training loss (without the penalty).
     """
+    momentum, model.head.norm.momentum = model.head.norm.momentum, 0.0  # the statistics stay fixed here
+    try:
+        return _fit_head(model, X, y, weight_decay, steps, lr, batch_size, seed)
+    finally:
+        model.head.norm.momentum = momentum
+
+
+def _fit_head(model: SequenceModel, X: torch.Tensor, y: torch.Tensor, weight_decay: float, steps: int, lr: float,
+              batch_size: int, seed: int) -> float:
     params = [p for p in model.head.parameters() if p.requires_grad]
     if X.numel() <= FULL_BATCH_MAX:
         opt = torch.optim.LBFGS(params, lr=1.0, max_iter=steps, history_size=20, tolerance_grad=1e-7,

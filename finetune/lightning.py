@@ -230,6 +230,8 @@ def finetune(model, task: Task | str, config: FinetuneConfig | None = None, out_
         print(f"head initialised on frozen features: dev {task.metric} {init_value:.4f} (L2 {init.weight_decay:g}, "
               f"{init.seconds:.0f} s)", flush=True)
     seq_model.set_backbone_trainable(not config.freeze_backbone)
+    if config.head_init and not config.freeze_backbone:  # the standardisation follows the backbone as it moves
+        seq_model.head.norm.momentum = config.norm_momentum
     seq_model.train()  # load_model returns the backbone in eval mode
     module = FinetuneModule(seq_model, config, task.metric)
     data = TaskDataModule(task, config, seq_model.tokenizer)
@@ -281,6 +283,7 @@ def finetune(model, task: Task | str, config: FinetuneConfig | None = None, out_
     if init_state is not None:
         module.history.insert(0, {"step": 0, **{f"dev_{k}": v for k, v in init.dev_metrics.items()}})
     shutil.rmtree(ckpt_root, ignore_errors=True)
+    seq_model.head.norm.momentum = 0.0  # the returned (and saved) model standardises with its stored statistics
     seq_model.eval()
     dev_metrics, _ = evaluate(seq_model, task.dev, config.eval_batch_size, config.progress_bar, "dev")
     test_metrics, test_scores = evaluate(seq_model, task.test, config.eval_batch_size, config.progress_bar, "test")

@@ -263,3 +263,80 @@ def test_scan_chunk_size_changes_speed_not_outputs(tmp_path):
         assert torch.allclose(model.embed(ids, mask), before, atol=1e-5)
     backbone.save_pretrained(tmp_path / "m")
     assert dnalm.load_model(tmp_path / "m").config.mamba2.chunk_size == 4
+
+
+# ------------------------------------------------------------------------------------------ tracking standardisation
+def _pooled_rows(model, ids, mask):
+    with torch.no_grad():
+        feats = model.embed(ids, mask)
+    return feats[mask.bool()] if model.per_token else feats
+
+
+@pytest.mark.parametrize("pooling", ["mean", "last", "echo", "rc_echo"])
+@pytest.mark.parametrize("kind,k", [("binary", 1), ("multiclass", 3), ("multilabel", 2), ("regression", 2),
+                                    ("token_classification", 3)])
+def test_tracking_standardisation_cancels_a_common_backbone_drift(kind, k, pooling):
+    """While the backbone fine-tunes, FeatureNorm centres a training batch on its own mean: a drift of the backbone
+    that shifts every pooled feature alike (here: added to the final norm's output) leaves the head's training
+    outputs unchanged and sends no gradient into that drift, for every head kind and pooling (padding of per-base
+    states stays out of the mean). With fixed statistics the same drift moves the outputs by many units: the
+    collapse of the old recipe."""
+    from finetune.heads import feature_statistics
+
+    if kind == "token_classification" and pooling == "last":
+        pytest.skip("per-base heads need a pooling over tokens")
+    model = SequenceModel(tiny_backbone(), HeadConfig(kind=kind, num_outputs=k, pooling=pooling, dropout=0.0,
+                                                      strand_average=pooling == "mean"))
+    ids, mask = batch_of(SEQS + ["GATTACAGATTACA", "CAT"])
+    stats = feature_statistics(_pooled_rows(model, ids, mask))
+    model.head.norm.set(*stats)
+    model.train()
+    d = stats[0].shape[0]
+    shift = torch.zeros(d, requires_grad=True)
+    hook = model.backbone.backbone.ln_f.register_forward_hook(lambda mod, inp, out: out + shift)
+    drift = 0.5 * torch.randn(d, generator=torch.Generator().manual_seed(1))
+    valid = mask.bool() if kind == "token_classification" else slice(None)
+    try:
+        model.head.norm.momentum = 0.1
+        before = model(ids, mask).detach()
+        with torch.no_grad():
+            shift.add_(drift)
+        after = model(ids, mask)
+        torch.testing.assert_close(after[valid], before[valid], atol=2e-4, rtol=1e-4)
+        after[valid].square().sum().backward()
+        assert float(shift.grad.abs().max()) < 1e-3 * max(1.0, float(after.detach()[valid].abs().max()))
+        # fixed statistics: the same drift is amplified into the outputs
+        model.head.norm.momentum = 0.0
+        model.head.norm.set(*stats)
+        with torch.no_grad():
+            fixed_after = model(ids, mask)
+        assert float((fixed_after - before)[valid].abs().max()) > 0.5
+    finally:
+        hook.remove()
+
+
+def test_feature_norm_tracks_the_batch_mean_without_padding():
+    """Training mode with momentum > 0: centre on the batch's mean over real rows only (the scale stays the stored
+    one) and move the stored mean a momentum step towards it; eval mode and momentum 0 use the stored statistics."""
+    from finetune.heads import FeatureNorm
+
+    torch.manual_seed(0)
+    norm = FeatureNorm(4)
+    norm.set(torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([0.5, 1.0, 2.0, 1e-2]))
+    x = torch.randn(3, 5, 4, dtype=torch.float32) * 2 + 7
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0]])
+    x = x * mask[..., None]  # padding is zeros, as pool_states returns it
+    m0, s0 = norm.mean.clone(), norm.std.clone()
+    norm.train()
+    torch.testing.assert_close(norm(x, mask), (x - m0) / s0)  # momentum 0: fixed, statistics unchanged
+    norm.momentum = 0.25
+    real = x[mask.bool()]  # (10, 4)
+    out = norm(x, mask)
+    torch.testing.assert_close(out[mask.bool()], (real - real.mean(0)) / s0, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(norm.mean, m0 + 0.25 * (real.mean(0) - m0))
+    assert torch.equal(norm.std, s0)
+    norm.eval()
+    torch.testing.assert_close(norm(x, mask), (x - norm.mean) / norm.std)
+    norm.train()
+    one = torch.randn(1, 4)  # a single row: nothing to centre on, the stored statistics
+    torch.testing.assert_close(norm(one), (one - norm.mean) / norm.std)

@@ -9,6 +9,7 @@ trained for a few dozen steps learns nothing while a probe on standardised featu
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +39,16 @@ def small_task_and_backbone(demo_yeast_dir, tmp_path_factory):
     return task, load_model(out / "pretrain" / "model")
 
 
+# the recipe before the collapse was fixed (head dropout, fixed standardisation, learning rates for a random head):
+# DNALM_TEST_OLD_RECIPE=1 runs the test below with it, and the test fails
+OLD_RECIPE = dict(head_dropout=0.1, norm_momentum=0.0, lr_head=2e-3, lr_backbone=3e-4)
+
+
 def _config(**kw):
     from finetune.lightning import FinetuneConfig
 
-    base = dict(max_steps=40, val_every=20, patience=0, batch_size=32, eval_batch_size=64, lr_head=2e-3,
-                lr_backbone=3e-4, warmup_steps=10, threads=1, progress_bar=False, save_model=False, seed=0)
+    base = dict(max_steps=40, val_every=10, patience=0, batch_size=32, eval_batch_size=64, warmup_steps=10,
+                threads=1, progress_bar=False, save_model=False, seed=0)  # learning rates, dropout: the defaults
     return FinetuneConfig(**{**base, **kw})
 
 
@@ -59,9 +65,17 @@ def test_frozen_head_reaches_the_probe_and_full_finetuning_does_not_fall_below(s
     probe = run_probe(backbone, task, "mean", progress=False).test_metrics["auroc"]
     assert probe > 0.65, f"the probe should find the promoter signal (test AUROC {probe:.3f})"
     frozen = finetune(backbone, task, _config(freeze_backbone=True)).test_metrics["auroc"]
-    full = finetune(backbone, task, _config()).test_metrics["auroc"]
+    run = finetune(backbone, task, _config(**OLD_RECIPE if os.environ.get("DNALM_TEST_OLD_RECIPE") else {}))
+    full = run.test_metrics["auroc"]
     assert frozen >= probe - 0.03, f"frozen head {frozen:.3f} vs probe {probe:.3f}"
     assert full >= probe - 0.03, f"full fine-tuning {full:.3f} vs probe {probe:.3f}"
+    # no collapse: at every dev evaluation after backbone steps, dev AUROC stays at the fitted head's (step 0).
+    # (The step-0 head is a checkpoint candidate, so the test AUROC above cannot see a collapse; this can.)
+    start = run.history[0]
+    assert start["step"] == 0 and len(run.history) == 5
+    for h in run.history[1:]:
+        assert h["dev_auroc"] >= start["dev_auroc"] - 0.02, (
+            f"step {h['step']}: dev AUROC {h['dev_auroc']:.3f} fell below the fitted head's {start['dev_auroc']:.3f}")
 
 
 def test_evaluation_is_invariant_to_batch_size_and_padding(small_task_and_backbone):
