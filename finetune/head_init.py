@@ -79,10 +79,13 @@ def _head_logits(model: SequenceModel, X: torch.Tensor) -> torch.Tensor:
 
 
 def _metrics(model: SequenceModel, X: torch.Tensor, y: torch.Tensor) -> dict:
+    """Task metrics of the head on cached features, and its mean loss (``loss``, as fine-tuning's validation)."""
     kind = "multiclass" if model.per_token else model.config.kind
     with torch.no_grad():
-        scores = model.scores(_head_logits(model, X)).numpy()
-    return compute_metrics(kind, y.numpy(), scores)
+        logits = _head_logits(model, X)
+        scores = model.scores(logits).numpy()
+        loss = float(model.loss(logits, y))
+    return {**compute_metrics(kind, y.numpy(), scores), "loss": loss}
 
 
 def fit_head(model: SequenceModel, X: torch.Tensor, y: torch.Tensor, weight_decay: float, steps: int = 300,
