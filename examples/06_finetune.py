@@ -54,7 +54,7 @@ def main(out: Path, model_dir: str | None, spec: str, max_train: int, max_eval: 
     rows.append(("frozen mean embedding + logistic", probe.test_metrics[task.metric]))
     for pooling in poolings:
         cfg = FinetuneConfig(pooling=pooling, max_steps=steps, val_every=max(1, steps // 4), patience=3,
-                             batch_size=16, lr_head=2e-3, lr_backbone=3e-4, warmup_steps=min(20, steps // 5),
+                             batch_size=16, warmup_steps=min(20, steps // 5),
                              progress_bar=False)
         res = finetune(model_dir, task, cfg, out_dir=out / f"finetune_{pooling}")
         rows.append((f"fine-tuned ({pooling} pooling, {res.steps} steps)", res.test_metrics[task.metric]))
