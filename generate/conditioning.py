@@ -265,12 +265,14 @@ def parse_condition_string(text: str) -> dict[str, int]:
     return out
 
 
-def add_condition_tokens(model, spec: ConditionSpec) -> list[int]:
+def add_condition_tokens(model, spec: ConditionSpec, broadcast: bool = False) -> list[int]:
     """Register the spec's tokens in ``model.tokenizer`` and grow the embedding to match.
 
     Args:
         model: a :class:`dnalm.models.DNALM` with a tokenizer attached.
         spec: the conditioning spec.
+        broadcast: also add the condition tokens' embeddings to every later position
+            (``LMConfig.condition_min_id``), so the condition reaches each base directly.
 
     Returns:
         The ids of the condition tokens (all >= 12, never a base id).
@@ -283,6 +285,9 @@ def add_condition_tokens(model, spec: ConditionSpec) -> list[int]:
     assert min(ids) >= NUM_BASE_TOKENS, "condition tokens must not reuse base ids"
     if len(model.tokenizer) > model.config.vocab_size:
         model.resize_token_embeddings(len(model.tokenizer))
+    if broadcast:
+        model.require_causal("condition broadcasting")
+        model.config.condition_min_id = NUM_BASE_TOKENS
     model.conditioning = spec
     return ids
 

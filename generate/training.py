@@ -36,6 +36,7 @@ class GeneratorTrainConfig:
     patience: int = 3  # validations without improvement before stopping
     seed: int = 0  # split, shuffling and initialisation of new embeddings
     max_val_rows: int = 2000  # cap on validation rows (CPU budget)
+    broadcast: bool = True  # add the condition embeddings at every position (LMConfig.condition_min_id), not only as a prefix
     progress: bool = True  # show Lightning's progress bar
     log_validation: bool = False  # print one line per validation (for logs without a progress bar)
 
@@ -258,7 +259,7 @@ def finetune_generator(
             f"length is {model.config.max_length}"
         )
     torch.manual_seed(cfg.seed)
-    add_condition_tokens(model, spec)
+    add_condition_tokens(model, spec, broadcast=cfg.broadcast)
     bins = spec.bins(values)  # (N, P)
     token_ids = np.array([[model.tokenizer.vocab[p.token(k)] for p, k in zip(spec.properties, row)] for row in bins])
     token_ids = token_ids.reshape(len(sequences), len(spec.properties))

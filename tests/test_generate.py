@@ -211,7 +211,8 @@ def test_labels_mask_condition_tokens():
     assert ids[1].tolist() == [2, 13, 17, 10, 10, 10, 10, 10, 1]
 
 
-def test_finetune_learns_conditions(tmp_path):
+@pytest.mark.parametrize("broadcast", [True, False])
+def test_finetune_learns_conditions(tmp_path, broadcast):
     rng = np.random.default_rng(0)
     seqs, vals = [], []
     for _ in range(300):  # low values: A-rich sequences, high values: T-rich
@@ -221,13 +222,15 @@ def test_finetune_learns_conditions(tmp_path):
         vals.append(v)
     torch.manual_seed(0)
     model = dnalm.build_model("transformer-tiny", d_model=32, n_layer=2, max_length=64)
-    cfg = GeneratorTrainConfig(n_bins=2, max_steps=80, eval_every=40, lr=3e-3, warmup_steps=5, progress=False)
+    cfg = GeneratorTrainConfig(n_bins=2, max_steps=80, eval_every=40, lr=3e-3, warmup_steps=5, progress=False,
+                               broadcast=broadcast)
     rep = finetune_generator(model, seqs, np.array(vals)[:, None], ["act"], tmp_path / "gen", cfg)
     assert rep["n_train"] == 270 and rep["n_validation"] == 30
     table = (tmp_path / "gen" / "validation_by_condition.tsv").read_text().splitlines()
     assert table[0] == "condition\tn_sequences\tloss\tperplexity" and [r.split("\t")[0] for r in table[1:]] == ["all", "act=0", "act=1"]
     assert rep["best_val_loss"] < 1.2  # uniform would be ln 4 = 1.386 nats
     gen = load_generator(tmp_path / "gen")
+    assert gen.config.condition_min_id == (12 if broadcast else 0)  # condition embeddings at every position
     low = "".join(sample(gen, "act=0", num=20, length=16, seed=0))
     high = "".join(sample(gen, "act=1", num=20, length=16, seed=0))
     assert low.count("A") > 2 * low.count("T") and high.count("T") > 2 * high.count("A")

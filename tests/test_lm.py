@@ -224,3 +224,80 @@ def test_info_command(tmp_path, capsys):
     assert main(["info", "--model", "hybridna-300m"]) == 0
     assert main(["info", "--model", "nope"]) == 2
     assert "neither a model directory nor a preset" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------- condition broadcast (generators)
+
+
+def conditional(name, seed=0):
+    """A small model with two condition tokens (ids 12, 13) broadcast to every later position."""
+    m = small_model(name, seed=seed)
+    m.tokenizer.add_condition_tokens(["<c=0>", "<c=1>"])
+    m.resize_token_embeddings(len(m.tokenizer))
+    m.config.condition_min_id = 12
+    return m
+
+
+def cond_ids(b, t, seed=0):
+    x = ids(b, t, seed)
+    x[:, 0] = dnalm.DNATokenizer.bos_token_id
+    x[:, 1] = torch.arange(b) % 2 + 12  # row i: condition <c=i % 2>
+    return x
+
+
+@pytest.mark.parametrize("name", ["hybrid", "hyena"])
+def test_condition_broadcast_equals_loop_reference(name):
+    # reference: add sum_{s <= t, x_s a condition token} E[x_s] position by position, then run the blocks
+    m = conditional(name).double()
+    x = cond_ids(2, 30)
+    x[0, 9] = 13  # a second condition token mid-sequence also counts from its position on
+    with torch.no_grad():
+        emb = m.backbone.embeddings(x)
+        ref = emb.clone()
+        for t in range(x.shape[1]):
+            for s in range(t + 1):
+                ref[:, t] += emb[:, s] * (x[:, s] >= 12)[:, None]
+        h = ref
+        for layer in m.backbone.layers:
+            h = layer(h)
+        ref_logits = m.lm_head(m.backbone.final_norm(h))[..., : m.config.vocab_size]
+        torch.testing.assert_close(m(x).logits, ref_logits, atol=1e-10, rtol=1e-10)
+        m.config.condition_min_id = 0  # off: the prefix token alone
+        assert (m(x).logits - ref_logits).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_condition_broadcast_cached_decoding_and_batch_ops(name):
+    m = conditional(name)
+    x = cond_ids(2, 40)
+    with torch.no_grad():
+        full = m(x).logits
+        c = m.allocate_cache(2, 64)
+        parts = [m(x[:, :2], cache=c).logits, m(x[:, 2:20], cache=c).logits]
+        parts += [m(x[:, i : i + 1], cache=c).logits for i in range(20, 40)]
+        torch.testing.assert_close(torch.cat(parts, 1), full, atol=1e-4, rtol=1e-4)
+        # the running condition sum follows rows through the cache's batch operations (sampling, beam search)
+        c = m.allocate_cache(2, 64)
+        m(x[:, :20], cache=c)
+        swapped = c.index_select(torch.tensor([1, 0]))
+        step = m(x[[1, 0], 20:21], cache=swapped).logits[:, -1]
+        torch.testing.assert_close(step, full[[1, 0], 20], atol=1e-4, rtol=1e-4)
+        c = m.allocate_cache(1, 64)
+        m(x[:1, :20], cache=c)
+        rep = c.repeat_interleave(3)
+        step = m(x[[0, 0, 0], 20:21], cache=rep).logits[:, -1]
+        torch.testing.assert_close(step, full[[0, 0, 0], 20], atol=1e-4, rtol=1e-4)
+
+
+def test_condition_broadcast_round_trip_and_refusals(tmp_path):
+    m = conditional("hybrid", seed=4)
+    m.save_pretrained(tmp_path / "g")
+    m2 = load_model(tmp_path / "g")
+    assert m2.config.condition_min_id == 12
+    x = cond_ids(2, 20)
+    with torch.no_grad():
+        assert torch.equal(m(x).logits, m2(x).logits)
+    with pytest.raises(ConfigError, match="causal"):
+        LMConfig(kind="masked", condition_min_id=12)
+    with pytest.raises(ConfigError, match="condition_min_id"):
+        LMConfig(condition_min_id=-1)

@@ -24,7 +24,7 @@ from dnalm.config import ConfigError
 from dnalm.config import from_dict as _strict_from_dict
 from dnalm.config import to_dict as _plain_dict
 from dnalm.models.attention import Attention, AttentionConfig
-from dnalm.models.cache import InferenceCache
+from dnalm.models.cache import InferenceCache, MixerState
 from dnalm.models.caduceus import BidirectionalConfig
 from dnalm.models.hyena import HyenaConfig, HyenaOperator
 from dnalm.models.layers import GatedMlp, Mlp, make_norm
@@ -34,6 +34,13 @@ from dnalm.models.mamba2 import Mamba2, Mamba2Config
 MIXERS = ("hyena", "mamba2", "mamba", "attention")
 KINDS = ("causal", "masked")  # next-token LMs; bidirectional masked LMs (Caduceus)
 CONFIG_FORMAT_VERSION = 1
+
+
+@dataclass(kw_only=True)
+class ConditionState(MixerState):
+    """Inference state of the condition broadcast (``LMConfig.condition_min_id``): the running embedding sum."""
+
+    total: torch.Tensor | None = None  # (B, d_model) sum of the condition-token embeddings seen so far
 
 
 @dataclass
@@ -58,6 +65,9 @@ class LMConfig:
     initializer_range: float = 0.02  # std of the embedding init
     rescale_prenorm_residual: bool = True  # scale out_proj/fc2 init by 1/sqrt(2 n_layer) (GPT-2 style)
     gradient_checkpointing: bool = False  # recompute blocks in backward to save memory
+    # conditional generators: ids >= this are condition tokens, and the running sum of their embeddings is added to
+    # every later position's embedding (global conditioning, as in conditional PixelCNN); 0 = off
+    condition_min_id: int = 0
     hyena: HyenaConfig = field(default_factory=HyenaConfig)  # Hyena mixer settings (dnalm.models.hyena)
     mamba2: Mamba2Config = field(default_factory=Mamba2Config)  # Mamba2 mixer settings (dnalm.models.mamba2)
     mamba: MambaConfig = field(default_factory=MambaConfig)  # Mamba v1 mixer settings (dnalm.models.mamba)
@@ -90,6 +100,10 @@ class LMConfig:
         for name in ("d_model", "n_layer", "vocab_size", "max_length", "pad_vocab_size_multiple"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be a positive integer, got {getattr(self, name)!r}")
+        if not isinstance(self.condition_min_id, int) or self.condition_min_id < 0:
+            raise ConfigError(f"condition_min_id: must be an integer >= 0, got {self.condition_min_id!r}")
+        if self.condition_min_id and self.kind != "causal":
+            raise ConfigError("condition_min_id: condition broadcasting is for causal (generating) models only")
         self.attn_layer_idx = sorted(int(i) for i in self.attn_layer_idx)
         bad = [i for i in self.attn_layer_idx if not 0 <= i < self.n_layer]
         if bad:
@@ -415,7 +429,10 @@ class DNALM(nn.Module):
             )
         if int(input_ids.max()) >= self.config.padded_vocab_size or int(input_ids.min()) < 0:
             raise ValueError(f"token id outside the vocabulary (size {self.config.vocab_size})")
-        h = self.backbone.drop(self.backbone.embeddings(input_ids))
+        h = self.backbone.embeddings(input_ids)  # (B, T, d)
+        if self.config.condition_min_id:
+            h = h + self._condition_context(input_ids, h, cache)
+        h = self.backbone.drop(h)
         for i, layer in enumerate(self.backbone.layers):
             if all_states is not None:
                 all_states.append(h)
@@ -428,6 +445,22 @@ class DNALM(nn.Module):
         if all_states is not None:
             all_states.append(h)
         return h
+
+    def _condition_context(self, input_ids: torch.Tensor, h: torch.Tensor, cache: InferenceCache | None) -> torch.Tensor:
+        """(B, T, d) sum of the condition-token embeddings at positions <= t, continued from the cache's running sum.
+
+        Global conditioning: a condition token at the start reaches every later position directly, instead of only
+        through the mixers' memory of the prefix. The reference is a loop over positions (tests); this is its cumsum.
+        """
+        is_cond = (input_ids >= self.config.condition_min_id).to(h.dtype)  # (B, T)
+        ctx = (h * is_cond[..., None]).cumsum(1)  # (B, T, d)
+        if cache is not None:
+            state = cache.states[len(self.backbone.layers)]  # the ConditionState after the layers' states
+            if state.total is not None:
+                ctx = ctx + state.total[:, None].to(ctx.dtype)
+            state.total = ctx[:, -1]  # (B, d)
+            state.pos += input_ids.shape[1]
+        return ctx
 
     def forward(
         self,
@@ -514,6 +547,8 @@ class DNALM(nn.Module):
         device = device or self.device
         dtype = dtype or self.dtype
         states = [layer.mixer.allocate_state(batch_size, max_length, device=device, dtype=dtype) for layer in self.backbone.layers]
+        if self.config.condition_min_id:
+            states.append(ConditionState(total=torch.zeros(batch_size, self.config.d_model, device=device, dtype=dtype)))
         return InferenceCache(states=states, max_length=max_length)
 
     @torch.no_grad()
