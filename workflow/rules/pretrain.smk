@@ -37,7 +37,7 @@ rule evaluate_lm:
         length=config["evaluate_lm"]["length"],
         max_bases=config["evaluate_lm"]["max_windows"] * config["evaluate_lm"]["length"],
         model=lambda w, input: os.path.dirname(input.model),
-    threads: 2
+    threads: 1  # the two LM evaluations run side by side on a 2-core machine
     conda:
         "../envs/dnalm.yaml"
     log:
@@ -60,7 +60,7 @@ rule evaluate_checkpoint:
         length=config["evaluate_lm"]["length"],
         max_bases=config["evaluate_lm"]["max_windows"] * config["evaluate_lm"]["length"],
         model=lambda w, input: os.path.dirname(input.model),
-    threads: 2
+    threads: 1  # the two LM evaluations run side by side on a 2-core machine
     conda:
         "../envs/dnalm.yaml"
     log:
