@@ -21,8 +21,7 @@ steadier one with one thread on a loaded machine; with two threads it also count
 the largest difference of the two sides' outputs relative to the largest output. ``--profile`` prints
 torch.profiler's top operators of both sides of each pair instead of timing, side by side (the longest of
 ``--hyena-lengths`` is profiled); for ``hyena`` also the share of the peer's time in the operators both sides run
-alike (GEMMs, GELU, LayerNorm; dnalm's training MLP computes its GELU from a sigmoid, which counts among its other
-operators) and the bound on the ratio that it implies; for ``pretrain``, the top operators of one
+alike (GEMMs, GELU, LayerNorm) and the bound on the ratio that it implies; for ``pretrain``, the top operators of one
 ``hybridna-tiny`` step.
 
     pip install -e '.[bench]'

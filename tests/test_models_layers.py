@@ -49,37 +49,3 @@ def test_mlp_in_row_blocks_without_autograd_equals_the_whole_tensor(monkeypatch,
     torch.testing.assert_close(got, want.detach(), rtol=0, atol=1e-14)
     with torch.no_grad():
         torch.testing.assert_close(mlp(x[:, :1]), want[:, :1].detach(), rtol=0, atol=1e-14)  # one block
-
-
-@pytest.mark.parametrize("with_bias", [True, False])
-def test_mlp_autograd_in_row_blocks_equals_plain_autograd(monkeypatch, with_bias):
-    """The CPU training path (blocks of rows, GELU recomputed in the backward) against plain autograd over the
-    whole tensors: outputs and every gradient, in float64, across uneven block edges; and gradcheck."""
-    import dnalm.models.layers as layers
-
-    monkeypatch.setattr(layers, "MLP_TRAIN_BLOCK_ROWS", 5)
-    torch.manual_seed(1)
-    mlp = layers.Mlp(6, 24).double()
-    if not with_bias:
-        mlp.fc1.bias, mlp.fc2.bias = None, None
-    x = torch.randn(3, 13, 6, dtype=torch.float64, requires_grad=True)  # 39 rows: 7 blocks of 5 and one of 4
-    assert layers._blocked_autograd(x, mlp.fc1, mlp.fc2)
-    g = torch.randn(3, 13, 6, dtype=torch.float64)
-    params = [x] + [p for p in mlp.parameters()]
-
-    got = mlp(x)
-    grads = torch.autograd.grad(got, params, g)
-    want = mlp.fc2(F.gelu(mlp.fc1(x), approximate="tanh"))  # the reference: plain autograd
-    want_grads = torch.autograd.grad(want, params, g)
-    assert got.grad_fn is not None and "BlockedMlp" in type(got.grad_fn).__name__
-    torch.testing.assert_close(got, want, rtol=0, atol=1e-14)
-    for a, b in zip(grads, want_grads):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-13)
-    assert torch.autograd.gradcheck(
-        lambda *t: layers._BlockedMlp.apply(t[0], t[1], t[2] if with_bias else None, t[3], t[4] if with_bias else None,
-                                            5),
-        (x[:, :4], mlp.fc1.weight, torch.randn(24, dtype=torch.float64, requires_grad=True), mlp.fc2.weight,
-         torch.randn(6, dtype=torch.float64, requires_grad=True)))
-    x.requires_grad_(False)  # gradients into the weights only
-    dw = torch.autograd.grad(mlp(x), mlp.fc1.weight, g)[0]
-    torch.testing.assert_close(dw, torch.autograd.grad(mlp._mlp(x), mlp.fc1.weight, g)[0], rtol=0, atol=1e-13)

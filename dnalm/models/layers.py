@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -14,12 +12,6 @@ from dnalm.errors import ConfigError
 # in cache and reused, instead of one (B, L, d_hidden) tensor per call (at 32k tokens x 1024: 134 MB allocated and
 # page-faulted twice per layer, measured to cost as much as the GELU itself).
 MLP_BLOCK_ROWS = 2048
-# Rows per block of the plain MLP's autograd path on a CPU (:class:`_BlockedMlp`). glibc serves allocations of 32 MiB
-# and more by a fresh mmap each time, so every (8192, 1024) float32 activation of a whole-tensor MLP step is
-# page-faulted anew (measured: 29 ms to allocate and fill 32 MiB, 4 ms to fill it again); blocks of 2048 rows stay
-# under that size and are reused (512 rows measured 1.16x faster than the whole-tensor step at 8192 x 256 -> 1024,
-# 2048 rows 1.02x).
-MLP_TRAIN_BLOCK_ROWS = 512
 
 
 def blockwise_rows(x: torch.Tensor, fn, d_out: int, rows: int | None = None) -> torch.Tensor:
@@ -75,97 +67,11 @@ class Mlp(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if _blockwise(x):
             return blockwise_rows(x, self._mlp, self.fc2.out_features)
-        if _blocked_autograd(x, self.fc1, self.fc2):
-            return _BlockedMlp.apply(x, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias,
-                                     MLP_TRAIN_BLOCK_ROWS)
         return self._mlp(x)
 
     def _mlp(self, x: torch.Tensor) -> torch.Tensor:
-        """The reference path (plain autograd over whole tensors)."""
         # HyenaDNA's MLP activation is GELU's tanh form (flash_attn's Mlp with approximate="tanh")
         return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
-
-
-def _blocked_autograd(x: torch.Tensor, fc1: nn.Linear, fc2: nn.Linear) -> bool:
-    """Use :class:`_BlockedMlp`: autograd on, a CPU, no autocast, one dtype, more rows than one block."""
-    tensors = (x, fc1.weight, fc1.bias, fc2.weight, fc2.bias)
-    return (torch.is_grad_enabled() and x.device.type == "cpu" and not torch.is_autocast_enabled("cpu")
-            and all(t is None or t.dtype == x.dtype for t in tensors)
-            and any(t is not None and t.requires_grad for t in tensors)
-            and x.numel() > MLP_TRAIN_BLOCK_ROWS * x.shape[-1])
-
-
-# tanh-GELU's constants: gelu(h) = h/2 (1 + tanh(C (h + A h^3))) = h sigmoid(2 C (h + A h^3))
-_GELU_C, _GELU_A = math.sqrt(2 / math.pi), 0.044715
-
-
-def _gelu_gate(h: torch.Tensor) -> torch.Tensor:
-    """``s = sigmoid(2C (h + A h^3))``, so that tanh-GELU is ``h * s`` (the identity (1 + tanh z)/2 = sigmoid 2z;
-    torch's tanh was measured 3.6x slower than its sigmoid on this CPU, and its tanh-GELU 2.6x slower than this)."""
-    two_c = torch.tensor(2 * _GELU_C, dtype=h.dtype)
-    return torch.addcmul(two_c, h, h, value=2 * _GELU_C * _GELU_A).mul_(h).sigmoid_()  # three passes over h
-
-
-class _BlockedMlp(torch.autograd.Function):
-    """``fc2(gelu_tanh(fc1(x)))`` over blocks of rows, forward and backward.
-
-    Notation: x (N, d) rows, h = x W1^T + b1 (N, hidden), s = sigmoid(2C (h + A h^3)) (:func:`_gelu_gate`),
-    a = gelu_tanh(h) = h s, y = a W2^T + b2. The blocks of h and s are kept for the backward, which accumulates
-    ``dW2 += dy^T a``, ``da = dy W2``, ``dh = da * gelu'(h)`` with ``gelu'(h) = s + h s (1 - s) 2C (1 + 3A h^2)``,
-    ``dW1 += dh^T x``, ``dx = dh W1`` block by block, so no temporary is larger than a block (see
-    :data:`MLP_TRAIN_BLOCK_ROWS`). The reference is :meth:`Mlp._mlp` under plain autograd (agreement test in
-    ``tests/test_models_layers.py``).
-    """
-
-    @staticmethod
-    def forward(ctx, x, w1, b1, w2, b2, rows):  # x (..., d), w1 (hidden, d), w2 (d_out, hidden)
-        flat = x.reshape(-1, x.shape[-1])  # (N, d)
-        out = flat.new_empty(flat.shape[0], w2.shape[0])  # (N, d_out)
-        saved = []
-        for s in range(0, flat.shape[0], rows):
-            h = F.linear(flat[s : s + rows], w1, b1)  # (n, hidden)
-            gate = _gelu_gate(h)
-            saved += [h, gate]
-            a = h * gate
-            if b2 is None:
-                torch.mm(a, w2.t(), out=out[s : s + rows])
-            else:
-                torch.addmm(b2, a, w2.t(), out=out[s : s + rows])
-        ctx.save_for_backward(flat, w1, w2, *saved)
-        ctx.rows, ctx.has_b1, ctx.has_b2 = rows, b1 is not None, b2 is not None
-        return out.view(*x.shape[:-1], w2.shape[0])
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g):
-        flat, w1, w2, *saved = ctx.saved_tensors
-        rows = ctx.rows
-        gflat = g.reshape(-1, g.shape[-1])  # (N, d_out)
-        need_x, need_w1, need_b1, need_w2, need_b2 = ctx.needs_input_grad[:5]
-        dx = torch.empty_like(flat) if need_x else None
-        dw1 = torch.zeros_like(w1) if need_w1 else None
-        dw2 = torch.zeros_like(w2) if need_w2 else None
-        db1 = w1.new_zeros(w1.shape[0]) if need_b1 and ctx.has_b1 else None
-        db2 = gflat.sum(0) if need_b2 and ctx.has_b2 else None
-        two_c = torch.tensor(2 * _GELU_C, dtype=flat.dtype)
-        for i in range(0, len(saved), 2):
-            h, gate = saved[i], saved[i + 1]
-            s = (i // 2) * rows
-            gb = gflat[s : s + rows]  # (n, d_out)
-            if need_w2:
-                dw2.addmm_(gb.t(), h * gate)
-            # gelu'(h) = s + h s (1 - s) 2C (1 + 3A h^2)
-            slope = torch.addcmul(two_c, h, h, value=6 * _GELU_C * _GELU_A)  # 2C (1 + 3A h^2)
-            slope.mul_(torch.addcmul(gate, gate, gate, value=-1))  # * s (1 - s)
-            dh = torch.mm(gb, w2).mul_(torch.addcmul(gate, slope, h))  # (n, hidden)
-            if need_w1:
-                dw1.addmm_(dh.t(), flat[s : s + rows])
-            if db1 is not None:
-                db1 += dh.sum(0)
-            if need_x:
-                torch.mm(dh, w1, out=dx[s : s + rows])
-        dx = None if dx is None else dx.view(g.shape[:-1] + (flat.shape[-1],))
-        return dx, dw1, db1, dw2, db2, None
 
 
 class GatedMlp(nn.Module):
