@@ -37,18 +37,23 @@ def ids(b, t, seed=0):
     return torch.randint(7, 12, (b, t), generator=g)
 
 
+def decode_in_pieces(m, x, cut1, cut2, max_length=64):
+    """Logits of ``x`` through a fresh cache: prefill ``[0, cut1)`` and ``[cut1, cut2)``, then one token at a time."""
+    c = m.allocate_cache(x.shape[0], max_length)
+    parts = [m(x[:, :cut1], cache=c).logits, m(x[:, cut1:cut2], cache=c).logits]
+    parts += [m(x[:, i : i + 1], cache=c).logits for i in range(cut2, x.shape[1])]
+    return torch.cat(parts, 1), c
+
+
 @pytest.mark.parametrize("name", list(SMALL))
 def test_cached_decoding_equals_full_forward(name):
     m = small_model(name)
     x = ids(2, 45)
     with torch.no_grad():
         full = m(x).logits
-        # prefill in two uneven pieces, then one token at a time
-        c = m.allocate_cache(2, 64)
-        parts = [m(x[:, :17], cache=c).logits, m(x[:, 17:30], cache=c).logits]
-        parts += [m(x[:, i : i + 1], cache=c).logits for i in range(30, 45)]
+        cached, c = decode_in_pieces(m, x, 17, 30)
     assert c.seqlen_offset == 45
-    torch.testing.assert_close(torch.cat(parts, 1), full, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(cached, full, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("name", list(SMALL))
@@ -272,10 +277,8 @@ def test_condition_broadcast_cached_decoding_and_batch_ops(name):
     x = cond_ids(2, 40)
     with torch.no_grad():
         full = m(x).logits
-        c = m.allocate_cache(2, 64)
-        parts = [m(x[:, :2], cache=c).logits, m(x[:, 2:20], cache=c).logits]
-        parts += [m(x[:, i : i + 1], cache=c).logits for i in range(20, 40)]
-        torch.testing.assert_close(torch.cat(parts, 1), full, atol=1e-4, rtol=1e-4)
+        cached, _ = decode_in_pieces(m, x, 2, 20)
+        torch.testing.assert_close(cached, full, atol=1e-4, rtol=1e-4)
         # the running condition sum follows rows through the cache's batch operations (sampling, beam search)
         c = m.allocate_cache(2, 64)
         m(x[:, :20], cache=c)
