@@ -456,8 +456,7 @@ class DNALM(nn.Module):
         ctx = (h * is_cond[..., None]).cumsum(1)  # (B, T, d)
         if cache is not None:
             state = cache.states[len(self.backbone.layers)]  # the ConditionState after the layers' states
-            if state.total is not None:
-                ctx = ctx + state.total[:, None].to(ctx.dtype)
+            ctx = ctx + state.total[:, None].to(ctx.dtype)  # allocated as zeros
             state.total = ctx[:, -1]  # (B, d)
             state.pos += input_ids.shape[1]
         return ctx
