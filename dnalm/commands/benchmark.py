@@ -49,6 +49,7 @@ def run(args) -> int:
         cfg = dataclasses.replace(cfg, tasks=[t.strip() for t in args.tasks.split(",") if t.strip()])
     from dnalm.commands.finetune import COMPUTE_KEYS
 
+    options.setup_compute(args)  # --threads holds for the whole process (probe embedding too), not only fine-tuning
     sets = benchmark_overrides(list(args.set) + options.training_overrides(args, COMPUTE_KEYS))
     cfg = apply_overrides(cfg, sets)  # fine-tuning keys are checked here too, before hours of work
     command = "dnalm " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv and sys.argv[0].endswith("dnalm") else ""

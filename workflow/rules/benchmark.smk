@@ -17,7 +17,8 @@ rule benchmark:
         sets=sets(config["benchmark"].get("set", [])),
         model=lambda w, input: os.path.dirname(input.model),
         outdir=lambda w, output: os.path.dirname(output.csv),
-    threads: 2
+    threads: THREADS
+    priority: 2  # benchmark -> attribute -> discover_motifs is the longest chain after the genome: start it first
     resources:
         gpu=1,
     conda:
@@ -26,5 +27,6 @@ rule benchmark:
         "logs/benchmark.log",
     shell:
         "dnalm benchmark --model {params.model} --suite {params.suite} --data {params.data} "
-        "--config {input.settings} --out {params.outdir} --set progress_bar=false {params.tasks} {params.sets} "
+        "--config {input.settings} --out {params.outdir} --threads {threads} --set progress_bar=false {params.tasks} "
+        "{params.sets} "
         "> {log} 2>&1"

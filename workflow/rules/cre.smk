@@ -17,7 +17,8 @@ rule finetune_generator:
         extra=config["cre"].get("generator_args", ""),
         model=lambda w, input: os.path.dirname(input.model),
         outdir=lambda w, output: os.path.dirname(output[0]),
-    threads: 2
+    threads: THREADS
+    priority: 1  # the generation chain is the second-longest: start it beside the benchmark
     resources:
         gpu=1,
     conda:
@@ -44,14 +45,15 @@ rule generate_cre:
         seed=config["cre"]["seed"],
         extra=config["cre"].get("generate_args", ""),
         generator=lambda w, input: os.path.dirname(input[0]),
-    threads: 2
+    threads: THREADS
+    priority: 1
     conda:
         "../envs/dnalm.yaml"
     log:
         "logs/generate_cre.log",
     shell:
         "dnalm generate --model {params.generator} {params.conditions} --num {params.num} --length {params.length} "
-        "--temperature {params.temperature} {params.top_k} --seed {params.seed} --device cpu --no-progress "
+        "--temperature {params.temperature} {params.top_k} --seed {params.seed} --device cpu --threads {threads} --no-progress "
         "{params.extra} --out {output} > {log} 2>&1"
 
 

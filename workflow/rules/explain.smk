@@ -16,14 +16,15 @@ rule attribute:
         method=config["explain"]["method"],
         args=config["explain"]["args"],
         outdir=lambda w, output: os.path.dirname(output.npz),
-    threads: 1
+    threads: THREADS
+    priority: 2
     conda:
         "../envs/dnalm.yaml"
     log:
         "logs/explain/attribute.log",
     shell:
         "dnalm attribute --model {params.model} --input {input.test} --label {params.label} "
-        "--max-sequences {params.n} --method {params.method} {params.args} --threads 1 --no-progress "
+        "--max-sequences {params.n} --method {params.method} {params.args} --threads {threads} --no-progress "
         "--out {params.outdir} --overwrite > {log} 2>&1"
 
 

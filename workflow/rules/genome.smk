@@ -52,6 +52,7 @@ rule derive_tasks:
         cre_length=config["tasks"]["cre_length"],
         codons=config["tasks"]["codons"],
         outdir=lambda w, output: os.path.dirname(output.summary),
+    priority: 3  # most rules wait for its tasks
     conda:
         "../envs/dnalm.yaml"
     log:

@@ -13,7 +13,8 @@ rule pretrain:
     params:
         sets=sets(config["pretrain"].get("set", [])),
         outdir=lambda w, output: os.path.dirname(output.metrics),
-    threads: 2
+    threads: 2  # trainer.devices DDP processes of trainer.threads each (config/pretrain/pipeline.yaml: 2 x 1)
+    priority: 4  # it needs both cores: run it before the one-thread rules take one each
     resources:
         gpu=1,
     conda:
@@ -37,7 +38,7 @@ rule evaluate_lm:
         length=config["evaluate_lm"]["length"],
         max_bases=config["evaluate_lm"]["max_windows"] * config["evaluate_lm"]["length"],
         model=lambda w, input: os.path.dirname(input.model),
-    threads: 1  # the two LM evaluations run side by side on a 2-core machine
+    threads: THREADS
     conda:
         "../envs/dnalm.yaml"
     log:
@@ -60,7 +61,7 @@ rule evaluate_checkpoint:
         length=config["evaluate_lm"]["length"],
         max_bases=config["evaluate_lm"]["max_windows"] * config["evaluate_lm"]["length"],
         model=lambda w, input: os.path.dirname(input.model),
-    threads: 1  # the two LM evaluations run side by side on a 2-core machine
+    threads: THREADS
     conda:
         "../envs/dnalm.yaml"
     log:

@@ -19,14 +19,14 @@ if SHARDS == 1:
         params:
             window=config["variants"]["window"],
             model=lambda w, input: os.path.dirname(input.model),
-        threads: 2
+        threads: THREADS
         conda:
             "../envs/dnalm.yaml"
         log:
             "logs/score_variants/{name}.log",
         shell:
             "dnalm score-variants --model {params.model} --fasta {input.fasta} --input {input.vcf} "
-            "--out {output.vcf} --window {params.window} --no-progress > {log} 2>&1"
+            "--out {output.vcf} --window {params.window} --threads {threads} --no-progress > {log} 2>&1"
 
 else:
 
@@ -43,14 +43,14 @@ else:
             shard=lambda w: f"{w.shard}/{SHARDS}",
         wildcard_constraints:
             shard=r"\d+",
-        threads: 2
+        threads: THREADS
         conda:
             "../envs/dnalm.yaml"
         log:
             "logs/score_variants/{name}.{shard}-of-%d.log" % SHARDS,
         shell:
             "dnalm score-variants --model {params.model} --fasta {input.fasta} --input {input.vcf} "
-            "--out {output.vcf} --window {params.window} --shard {params.shard} --no-progress > {log} 2>&1"
+            "--out {output.vcf} --window {params.window} --shard {params.shard} --threads {threads} --no-progress > {log} 2>&1"
 
     rule merge_variant_shards:
         input:
