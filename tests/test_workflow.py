@@ -44,8 +44,23 @@ def test_dry_run_plans_every_stage(tmp_path, configfile, shared_data):
     for rule in ("prepare_genome", "pretrain", "evaluate_lm", "benchmark", "score_variants", "finetune_generator",
                  "generate_cre", "train_oracle", "evaluate_cre", "report"):
         assert rule in text, rule
-    # the demo's downstream stages start from the shipped checkpoint, which is scored beside this run's model
-    assert ("rule evaluate_checkpoint" in text) == (configfile is None), configfile
+    # the demo's downstream stages start from the shipped checkpoint, which is scored beside this run's model; the
+    # shared-data run uses it too (the same genome), the tiny config turns it off
+    assert ("rule evaluate_checkpoint" in text) == (configfile != "config/tiny.yaml"), configfile
+
+
+def test_shared_yeast_genome_is_the_demo_genome(demo_yeast_dir, yeast_fasta):
+    """config/shared_data.yaml names the shared genome sacCer_R64 so that the shipped checkpoint (pretrained on the
+    demo genome, never on chrXV/chrXVI) is accepted: that is honest only while the two are the same sequences."""
+    import pysam
+    import yaml
+
+    shared_cfg = yaml.safe_load((ROOT / "config" / "shared_data.yaml").read_text())
+    assert shared_cfg["genome"]["name"] == "sacCer_R64" and "checkpoint" not in shared_cfg.get("pretrain", {})
+    with pysam.FastaFile(str(demo_yeast_dir / "sacCer_R64.fa.gz")) as demo, pysam.FastaFile(str(yeast_fasta)) as shared:
+        assert demo.references == shared.references
+        for name in demo.references:
+            assert demo.fetch(name).upper() == shared.fetch(name).upper(), name
 
 
 def test_a_checkpoint_of_another_genome_is_refused(tmp_path):

@@ -38,8 +38,8 @@ if CHECKPOINT:
             f"pretrain.checkpoint {CHECKPOINT} was pretrained on {', '.join(_trained_on)}, not on the pipeline genome "
             f"{GENOME_NAME}: set pretrain.checkpoint: '' (use this run's pretraining) or a checkpoint of this genome")
 MODEL = f"{MODEL_DIR}/model.safetensors"
-# torch CPU threads of each rule that runs a model (config: threads). With 1 on a 2-core machine Snakemake runs two
-# rules side by side, which is faster than one rule with two threads (small models: two threads mostly wait).
+# torch CPU threads of each model-running job (config key `threads`). With 1 on a 2-core machine Snakemake runs two
+# jobs side by side, which is faster than one job with two threads (small models: two threads mostly wait).
 THREADS = int(config.get("threads", 1))
 CRE_DIR = "results/cre"
 PROPS = config["cre"]["property_columns"]

@@ -50,7 +50,8 @@ else:
             "logs/score_variants/{name}.{shard}-of-%d.log" % SHARDS,
         shell:
             "dnalm score-variants --model {params.model} --fasta {input.fasta} --input {input.vcf} "
-            "--out {output.vcf} --window {params.window} --shard {params.shard} --threads {threads} --no-progress > {log} 2>&1"
+            "--out {output.vcf} --window {params.window} --shard {params.shard} --threads {threads} --no-progress "
+            "> {log} 2>&1"
 
     rule merge_variant_shards:
         input:
