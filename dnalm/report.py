@@ -427,6 +427,15 @@ def cre_section(results: Path) -> tuple[list[Headline], Section] | None:
                     f"Real held-out sequences of the same two classes ({t['real_n_high']} and {t['real_n_low']}) "
                     f"score AUC {t['real_auc_high_vs_low']:.3f} with the same oracle: what this oracle can tell "
                     "apart at all, so a generator cannot be shown to do better than that with it.")
+            top = t.get("top_n")
+            if top:
+                sec.text.append(
+                    f"Best designs vs best real sequences (top {top['n']} each, one oracle): the top {top['n']} "
+                    f"{prop}={t['high_class']} designs (picked by the oracle) score {_fmt(top['generated_top_oracle_mean'], 3)}; "
+                    f"the {top['n']} real held-out rows with the highest measured {prop} score "
+                    f"{_fmt(top['real_top_by_measured_oracle_mean'], 3)} (AUC designs vs them "
+                    f"{top['auc_generated_top_vs_real_top_measured']:.3f}), and the real top {top['n']} picked by the "
+                    f"oracle, as the designs were, {_fmt(top['real_top_by_oracle_oracle_mean'], 3)}.")
         rows = []
         for r in summary.get("conditions", []):
             row = {"condition": r.get("condition", "")}

@@ -142,6 +142,19 @@ def test_evaluate_cre_end_to_end(tmp_path):
     pred = o.predict([seqs[i] for i in pick])[:, 0]
     assert t["real_auc_high_vs_low"] == pytest.approx(roc_auc_score(bins[pick] == 2, pred), rel=1e-6)
     assert t["real_auc_high_vs_low"] > 0.8 and t["real_n_high"] + t["real_n_low"] == len(pick)
+    # best designs vs best real sequences: top n of the high class by the oracle vs the top n held-out rows by
+    # measured value, recomputed here with argsort + sklearn's AUC
+    top = t["top_n"]
+    rows_o = list(rows_o)
+    n = min(100, len(ph), len(rows_o))
+    best_real = [rows_o[i] for i in np.argsort(y[rows_o, 0], kind="stable")[-n:]]
+    pred_best = o.predict([seqs[i] for i in best_real])[:, 0]
+    gen_top = np.sort(ph)[-n:]
+    assert top["n"] == n and top["generated_top_oracle_mean"] == pytest.approx(gen_top.mean(), rel=1e-5)
+    assert top["real_top_by_measured_oracle_mean"] == pytest.approx(pred_best.mean(), rel=1e-5)
+    auc = roc_auc_score([1] * n + [0] * n, np.concatenate([gen_top, pred_best]))
+    assert top["auc_generated_top_vs_real_top_measured"] == pytest.approx(auc, rel=1e-5)
+    assert top["real_top_by_oracle_oracle_mean"] >= top["real_top_by_measured_oracle_mean"] - 1e-6
     assert rows["activity=2"]["activity:oracle_top5_mean"] == pytest.approx(np.sort(ph)[-5:].mean(), rel=1e-5)
     lo_edge, hi_edge = spec.properties[0].bounds(2)
     assert rows["activity=2"]["activity:fraction_in_class"] == pytest.approx(np.mean((ph >= lo_edge) & (ph < hi_edge)))

@@ -72,7 +72,10 @@ def _fake_results(root):
         "conditions": [{"condition": "cai=0", "cai:oracle_mean": 0.2}, {"condition": "cai=2", "cai:oracle_mean": 0.3}],
         "high_vs_low": {"cai": {"high_class": 2, "low_class": 0, "n_high": 5, "n_low": 5, "oracle_mean_high": 0.3,
                                 "oracle_mean_low": 0.2, "auc_high_vs_low": 0.7, "p_high_greater": 0.04,
-                                "real_auc_high_vs_low": 0.72, "real_n_high": 30, "real_n_low": 31}},
+                                "real_auc_high_vs_low": 0.72, "real_n_high": 30, "real_n_low": 31,
+                                "top_n": {"n": 5, "generated_top_oracle_mean": 0.3, "real_top_by_measured_oracle_mean":
+                                          0.35, "real_top_by_oracle_oracle_mean": 0.41,
+                                          "auc_generated_top_vs_real_top_measured": 0.38}}},
         "real_by_class": {"cai": {"0": {"n": 3, "oracle_mean": 0.19}, "2": {"n": 3, "oracle_mean": 0.31}}}}))
     pd.DataFrame({"id": range(10), "condition": ["cai=0"] * 5 + ["cai=2"] * 5, "sequence": ["ACGT"] * 10,
                   "oracle_cai": np.linspace(0.1, 0.4, 10), "nearest_reference_distance": 3}).to_csv(
@@ -95,6 +98,7 @@ def test_results_page_has_a_headline_table_sections_and_embedded_images(tmp_path
     assert "0.5800 (Markov k=4 LLR (k chosen on validation))" in head
     assert "Markov k=0 −LLR" in md.split("## Zero-shot variant effects")[1]
     assert "(30 and 31) score AUC 0.720 with the same oracle" in md  # the oracle's own ceiling on real sequences
+    assert "highest measured cai score 0.350 (AUC designs vs them 0.380)" in md  # best designs vs best real rows
     for section in ("Pretraining and held-out language modelling", "Fine-tuning benchmark", "Zero-shot variant effects",
                     "CRE design"):
         assert f"## {section}" in md and f"<h2>{section}</h2>" in page

@@ -3,8 +3,9 @@
 Per requested condition (from the FASTA headers): the oracle's mean and top-k mean prediction and the fraction
 landing in the requested class; diversity (mean pairwise edit distance); novelty (edit distance to the nearest
 real sequence); k-mer spectrum divergence from the real sequences; motif occurrence (JASPAR/TRANSFAC PWM scan);
-a Mann-Whitney U test between the highest and lowest requested classes; a PNG of predicted activity by requested
-class beside real sequences.
+a Mann-Whitney U test between the highest and lowest requested classes; the best designs against the best real
+sequences (top n of the highest class by the oracle vs the top n held-out rows by measured value); a PNG of
+predicted activity by requested class beside real sequences.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ def add_arguments(p) -> None:
     p.add_argument("--motifs", default=None, help="JASPAR/TRANSFAC motif file (gzip ok) for motif occurrence")
     options.add_output_options(p, "folder", "output folder")
     options.add_compute_options(p, flags=("--threads", "--no-progress"))  # the oracle runs where it was trained
-    options.add_settings_options(p, what="the evaluation (EvalConfig fields: top_k, max_reference, motif_threshold, "
-                                 "motif_tax_group, max_motif_reference, max_pairs, seed)", example="top_k=20")
+    options.add_settings_options(p, what="the evaluation (EvalConfig fields: top_k, top_n, max_reference, "
+                                 "motif_threshold, motif_tax_group, max_motif_reference, max_pairs, seed)",
+                                 example="top_k=20")
 
 
 def run(args) -> int:
@@ -81,3 +83,9 @@ def print_summary(summary: dict) -> None:
         print(f"{p}: class {t['high_class']} vs {t['low_class']}: oracle mean {t['oracle_mean_high']:.4g} vs "
               f"{t['oracle_mean_low']:.4g} (difference {t['difference']:.4g}), Mann-Whitney U={t['mannwhitney_u']:.4g} "
               f"p={t['p_two_sided']:.3g} (two-sided), AUC={t['auc_high_vs_low']:.3f}")
+        top = t.get("top_n")
+        if top:
+            print(f"{p}: top {top['n']} designs (by oracle) {top['generated_top_oracle_mean']:.4g} vs real top "
+                  f"{top['n']} by measured value {top['real_top_by_measured_oracle_mean']:.4g} (oracle means; AUC "
+                  f"{top['auc_generated_top_vs_real_top_measured']:.3f}); real top {top['n']} by oracle "
+                  f"{top['real_top_by_oracle_oracle_mean']:.4g}")
