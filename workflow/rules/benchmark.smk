@@ -17,7 +17,7 @@ rule benchmark:
         sets=sets(config["benchmark"].get("set", [])),
         model=lambda w, input: os.path.dirname(input.model),
         outdir=lambda w, output: os.path.dirname(output.csv),
-    threads: THREADS
+    threads: benchmark_threads()  # its worker processes, when the benchmark settings run several
     priority: 2  # benchmark -> attribute -> discover_motifs is the longest chain after the genome: start it first
     resources:
         gpu=1,
