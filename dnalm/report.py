@@ -322,6 +322,13 @@ def variants_section(results: Path) -> tuple[list[Headline], Section] | None:
                             "separate the classes; only what the change does to the codon can.")
         labels = ok["label"].dropna()
         if labels.nunique() < 2:
+            got = _region_classes(results / "variants" / f"{name}.summary.tsv", name)
+            if got is not None:
+                heads.append(got[0])
+                sec.text.append(got[1])
+                sec.tables.append(got[2])
+                if got[3] is not None:
+                    sec.figures.append(got[3])
             continue
         classes = sorted(labels.unique())
         damaging = "stop_gained" if "stop_gained" in classes else classes[0]
@@ -347,8 +354,9 @@ def variants_section(results: Path) -> tuple[list[Headline], Section] | None:
             sec.tables.append((f"{name}: AUROC for {damaging} vs {other}, the model beside order-k Markov chains "
                                "(fitted on the training chromosomes)", pd.DataFrame(rows)))
         per = pd.DataFrame([{"class": c, "alleles": int((ok["label"] == c).sum()),
-                             "mean LLR": _fmt(float(ok.loc[ok["label"] == c, "DNALM_LLR"].mean())),
-                             "median LLR": _fmt(float(ok.loc[ok["label"] == c, "DNALM_LLR"].median()))} for c in classes])
+                             "mean LLR": f"{float(ok.loc[ok['label'] == c, 'DNALM_LLR'].mean()):.3g}",
+                             "median LLR": f"{float(ok.loc[ok['label'] == c, 'DNALM_LLR'].median()):.3g}"}
+                            for c in classes])
         sec.tables.append((f"{name}: LLR per consequence", per))
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
         lo, hi = np.percentile(ok["DNALM_LLR"], [1, 99])
@@ -381,6 +389,45 @@ def _vcf_header_value(path: Path, key: str) -> str:
         return ""
 
 
+def _region_classes(summary_tsv: Path, name: str):
+    """(headline, text, table, figure) for a VCF whose classes are annotated regions (variant-summary --regions):
+    the per-class AUROC of the model's −LLR beside every Markov chain's; None without class rows."""
+    if not summary_tsv.exists():
+        return None
+    t = pd.read_csv(summary_tsv, sep="\t")
+    cls = t[(t["what"] == "class") & (t["score"] == "DNALM_LLR")]
+    if cls["group"].nunique() < 2:
+        return None
+    base = t[(t["what"] == "baseline") & t["score"].astype(str).str.startswith("MARKOV_K")]
+    rows = []
+    for _, r in cls.iterrows():
+        b = base[base["group"] == r["group"]]
+        best = b.loc[b["auroc"].idxmax()] if len(b) and b["auroc"].notna().any() else None
+        rows.append({"region": r["group"], "alleles": int(r["n"]), "mean LLR": f"{float(r['mean']):.3g}",
+                     "model AUROC(−LLR)": _fmt(float(r["auroc"])),
+                     "best Markov AUROC(−LLR)": "—" if best is None else
+                     f"{_fmt(float(best['auroc']))} (k={str(best['score'])[len('MARKOV_K'):]})"})
+    first = cls.iloc[0] if "CDS" not in set(cls["group"]) else cls[cls["group"] == "CDS"].iloc[0]
+    b = base[base["group"] == first["group"]]
+    if len(b) and b["auroc"].notna().any():
+        best = b.loc[b["auroc"].idxmax()]
+        k = str(best["score"])[len("MARKOV_K"):]
+        baseline, value = f"best Markov LLR (k={k}, the strictest)", float(best["auroc"])
+    else:
+        baseline, value = "chance", 0.5
+    head = Headline("variant effects", f"AUROC(−LLR), {first['group']} vs other regions ({name})",
+                    "pretrained model (zero-shot)", float(first["auroc"]), baseline, value)
+    text = (f"The VCF carries no consequences: its alleles are classed by the annotated region they fall in "
+            f"(`dnalm variant-summary --regions`). AUROC(−LLR) of a region is how well a low LLR picks its alleles "
+            "out from the rest; constraint makes coding alleles look more damaging, but so can base composition, "
+            "which the Markov chains (fitted on the same reference) measure.")
+    png = summary_tsv.with_suffix(".png")
+    fig = None
+    if png.exists():
+        fig = Figure(f"variants_{name}", f"{name}: LLR by region and the ROC of −LLR.", png.read_bytes())
+    return head, text, (f"{name}: AUROC(−LLR) per region, one vs the rest", pd.DataFrame(rows)), fig
+
+
 def _markov_variant_aurocs(summary_tsv: Path, damaging: str) -> dict[int, float]:
     """k -> AUROC of the order-k Markov LLR for ``damaging`` (rows 'baseline' of dnalm variant-summary --fasta)."""
     if not summary_tsv.exists():
@@ -410,10 +457,11 @@ def cre_section(results: Path) -> tuple[list[Headline], Section] | None:
         gen = _read_json(results / "cre" / "generated.fa.json") or {}
         weight = (gen.get("settings") or {}).get("guidance") or 0
         if weight:
-            sec.text.append(f"The sequences were sampled with guidance w = {_fmt(weight)}: each base is drawn from "
-                            "p(x | class)^(1+w) / p(x)^w, where p(x) mixes every class, so the generator's own class "
-                            "evidence is sharpened (one decoded row per class). Without guidance the demo's short "
-                            "fine-tuning reproduces the classes' base composition but little of what the oracle reads.")
+            sec.text.append(f"The sequences were sampled with guidance w = {float(weight):g}: each base is drawn "
+                            "from p(x | class)^(1+w) / p(x)^w, where p(x) mixes every class, so the generator's own "
+                            "class evidence is sharpened (one decoded row per class). On the demo, without guidance a "
+                            "short fine-tuning reproduces the classes' base composition but little of what the oracle "
+                            "reads.")
         for prop, t in (summary.get("high_vs_low") or {}).items():
             heads.append(Headline("CRE generation", f"oracle AUC, generated {prop} class {t['high_class']} vs "
                                   f"{t['low_class']}", "conditional generator", t["auc_high_vs_low"], "chance", 0.5,
@@ -431,7 +479,8 @@ def cre_section(results: Path) -> tuple[list[Headline], Section] | None:
             if top:
                 sec.text.append(
                     f"Best designs vs best real sequences (top {top['n']} each, one oracle): the top {top['n']} "
-                    f"{prop}={t['high_class']} designs (picked by the oracle) score {_fmt(top['generated_top_oracle_mean'], 3)}; "
+                    f"{prop}={t['high_class']} designs (picked by the oracle) score "
+                    f"{_fmt(top['generated_top_oracle_mean'], 3)}; "
                     f"the {top['n']} real held-out rows with the highest measured {prop} score "
                     f"{_fmt(top['real_top_by_measured_oracle_mean'], 3)} (AUC designs vs them "
                     f"{top['auc_generated_top_vs_real_top_measured']:.3f}), and the real top {top['n']} picked by the "
@@ -516,7 +565,11 @@ def _file_section(title: str, files: list[str]) -> Section:
         elif p.suffix.lower() == ".png":
             sec.figures.append(Figure(p.stem, p.name, p.read_bytes()))
         elif p.suffix.lower() in (".csv", ".tsv"):
-            sec.tables.append((p.name, pd.read_csv(p, sep="," if p.suffix.lower() == ".csv" else "\t").head(30)))
+            table = pd.read_csv(p, sep="," if p.suffix.lower() == ".csv" else "\t")
+            if table.empty:  # say so: an empty table reads as a rendering fault
+                sec.text.append(f"`{p.name}` has no rows.")
+            else:
+                sec.tables.append((p.name, table.head(30)))
         elif p.suffix.lower() == ".json":
             flat = _flatten(_read_json(p))
             sec.tables.append((p.name, pd.DataFrame({"key": list(flat), "value": pd.Series(list(flat.values()), dtype=object)}).head(30)))

@@ -7,6 +7,12 @@ Class labels come from an INFO key. VEP's ``CSQ`` and SnpEff's ``ANN`` hold ``|`
 annotation for that allele, first term (``stop_gained&splice_region_variant`` -> ``stop_gained``; both tools list the
 most severe first). Any other key, or one whose header has no field list, is taken as the class as it stands.
 
+Without consequences in the VCF, ``regions`` labels each allele by the annotation it falls in: a GFF3/GTF file by
+feature type, the first of ``region_types`` that covers the allele's first reference base (CDS before UTRs before
+exons before introns; ``intergenic`` when none does), or a BED file by its name column (``outside`` when none). The
+lookup is a sorted-interval search written here (merged intervals per chromosome and type, ``numpy.searchsorted``):
+pyranges/bioframe would do it too, but would be a dependency for forty lines.
+
 Baseline: with a reference genome, the same AUROCs for the LLR of order-k Markov chains (k = 0..K, fitted on the
 genome's chromosomes minus the excluded ones, e.g. the language model's held-out chromosomes): the log-likelihood
 ratio of the alt and ref sequences, which differ in the k + 1 positions whose context or target is the variant. A
@@ -90,6 +96,99 @@ def read_scored_vcf(path: str | Path, label_info: str = "CSQ") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+REGION_TYPES = ("CDS", "five_prime_UTR", "three_prime_UTR", "exon", "intron", "gene")
+GFF_SUFFIXES = (".gff", ".gff3", ".gtf")
+
+
+def _merged(intervals: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted, merged 0-based half-open intervals as (starts, ends)."""
+    starts, ends = [], []
+    for a, b in sorted(intervals):
+        if starts and a <= ends[-1]:
+            ends[-1] = max(ends[-1], b)
+        else:
+            starts.append(a)
+            ends.append(b)
+    return np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+
+
+def read_regions(path: str | Path, types: tuple[str, ...] | list[str] = REGION_TYPES
+                 ) -> tuple[list[str], str, dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]]:
+    """Annotation intervals by label: (labels in precedence order, label of uncovered positions, label -> chrom ->
+    (starts, ends)), 0-based half-open and merged.
+
+    GFF3/GTF (by file name, ``.gz`` allowed): features whose type (column 3) is one of ``types``, in that order of
+    precedence. BED (anything else): the name column (4th) is the label, in order of first appearance.
+    """
+    from dnalm.data.bed import read_bed
+    from dnalm.io.compression import open_maybe_gzip
+
+    path = Path(path)
+    name = path.name[:-3] if path.name.lower().endswith(".gz") else path.name
+    raw: dict[str, dict[str, list[tuple[int, int]]]] = {}
+    if name.lower().endswith(GFF_SUFFIXES):
+        labels, other = list(types), "intergenic"
+        wanted = set(types)
+        try:
+            fh = open_maybe_gzip(path)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read ({exc})") from None
+        with fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip() or line.startswith("#"):
+                    if line.startswith("##FASTA"):
+                        break
+                    continue
+                f = line.rstrip("\n").split("\t")
+                if len(f) < 9:
+                    raise InputError(f"{path}, line {n}: a GFF/GTF feature line has 9 tab-separated columns, found "
+                                     f"{len(f)}")
+                if f[2] not in wanted:
+                    continue
+                try:
+                    start, end = int(f[3]), int(f[4])
+                except ValueError:
+                    raise InputError(f"{path}, line {n}: start/end {f[3]!r}, {f[4]!r} are not integers") from None
+                if start < 1 or end < start:
+                    raise InputError(f"{path}, line {n}: bad coordinates {start}..{end} (1-based, start <= end)")
+                raw.setdefault(f[2], {}).setdefault(f[0], []).append((start - 1, end))
+    else:
+        bed = read_bed(path)
+        if "name" not in bed:
+            raise InputError(f"{path}: a BED file of regions needs a name column (the 4th) to label the variants")
+        labels, other = list(dict.fromkeys(bed["name"].astype(str))), "outside"
+        for chrom, a, b, lab in zip(bed["chrom"], bed["start"], bed["end"], bed["name"].astype(str)):
+            raw.setdefault(lab, {}).setdefault(str(chrom), []).append((int(a), int(b)))
+    if not raw:
+        raise InputError(f"{path}: no region of the types {', '.join(types)}" if labels == list(types)
+                         else f"{path}: no regions")
+    merged = {lab: {c: _merged(iv) for c, iv in by_chrom.items()} for lab, by_chrom in raw.items()}
+    return [lab for lab in labels if lab in merged], other, merged
+
+
+def region_labels(df: pd.DataFrame, path: str | Path, types: tuple[str, ...] | list[str] = REGION_TYPES) -> pd.Series:
+    """The annotation label of each allele (rows with ``chrom`` and 1-based ``pos``): see :func:`read_regions`."""
+    labels, other, merged = read_regions(path, types)
+    chroms = {c for by_chrom in merged.values() for c in by_chrom}
+    if len(df) and not set(df["chrom"].astype(str)) & chroms:
+        raise InputError(f"{path}: none of the VCF's chromosomes ({', '.join(sorted(set(df['chrom'].astype(str)))[:5])}"
+                         f") is named in the regions (e.g. {', '.join(sorted(chroms)[:5])}): check the naming")
+    out = np.full(len(df), other, dtype=object)
+    todo = np.ones(len(df), dtype=bool)
+    chrom = df["chrom"].astype(str).to_numpy()
+    pos0 = df["pos"].to_numpy(dtype=np.int64) - 1
+    for lab in labels:  # precedence: an allele keeps the first label that covers it
+        for c, (starts, ends) in merged[lab].items():
+            sel = np.flatnonzero(todo & (chrom == c))
+            if not len(sel):
+                continue
+            i = np.searchsorted(starts, pos0[sel], side="right") - 1
+            hit = (i >= 0) & (pos0[sel] < ends[np.maximum(i, 0)])
+            out[sel[hit]] = lab
+            todo[sel[hit]] = False
+    return pd.Series(out, index=df.index, name="label")
+
+
 _CODE_OF = np.full(256, 4, dtype=np.uint8)
 for _i, _b in enumerate("ACGT"):
     _CODE_OF[ord(_b)] = _CODE_OF[ord(_b.lower())] = _i
@@ -140,19 +239,23 @@ def markov_llrs(df: pd.DataFrame, fasta: str | Path, max_k: int = 8, exclude: li
 
 def summarise_scored_vcf(path: str | Path, label_info: str = "CSQ", out: str | Path | None = None,
                          fasta: str | Path | None = None, markov_k: int = 8,
-                         markov_exclude: list[str] | tuple = ()) -> pd.DataFrame:
+                         markov_exclude: list[str] | tuple = (), regions: str | Path | None = None,
+                         region_types: tuple[str, ...] | list[str] = REGION_TYPES) -> pd.DataFrame:
     """Rows of (what, group, n, score, mean, median, auroc) describing a scored VCF; written as TSV to ``out``.
 
     ``auroc`` is the AUROC of the score for telling the class from the other classes, oriented so that 1.0
     means the class looks most damaging (lowest LLR, largest embedding distance). With ``fasta``, rows with
     ``what == "baseline"`` give the same for the LLRs of order-0..``markov_k`` Markov chains (see
-    :func:`markov_llrs`), on the same alleles.
+    :func:`markov_llrs`), on the same alleles. With ``regions`` the classes are the annotation labels of
+    :func:`region_labels` instead of the VCF's consequences.
     """
     from sklearn.metrics import roc_auc_score
 
     from dnalm.utils import atomic_write
 
     df = read_scored_vcf(path, label_info)
+    if regions is not None:
+        df["label"] = region_labels(df, regions, region_types)
     rows = [{"what": "records", "group": "all", "n": len(df)}]
     for status, n in df["status"].value_counts().items():
         rows.append({"what": "status", "group": status, "n": int(n)})

@@ -264,3 +264,73 @@ def test_markov_variant_baseline_matches_whole_chromosome_likelihoods(tmp_path):
             want = loglik(mutated) - loglik(seq_b)
             assert got[f"MARKOV_K{k}"].iloc[i] == pytest.approx(want, abs=1e-9), (k, p)
     assert list(itertools.islice(got.columns, 4)) == [f"MARKOV_K{k}" for k in range(4)]
+
+
+def _scored_vcf(path, positions, llrs, chrom="I", length=1000):
+    lines = ["##fileformat=VCFv4.2", f"##contig=<ID={chrom},length={length}>",
+             '##INFO=<ID=DNALM_LLR,Number=A,Type=Float,Description="x">',
+             '##INFO=<ID=DNALM_STATUS,Number=.,Type=String,Description="x">',
+             "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
+    lines += [f"{chrom}\t{p}\t.\tA\tG\t.\tPASS\tDNALM_LLR={v:.4f};DNALM_STATUS=ok" for p, v in zip(positions, llrs)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_region_labels_match_a_base_by_base_lookup_gff_and_bed(tmp_path):
+    """variant-summary --regions: each allele gets the first GFF type (in precedence order) that covers its base,
+    else intergenic; the same from a BED by name. Checked against a per-base array painted feature by feature."""
+    rng = np.random.default_rng(3)
+    types = ["CDS", "five_prime_UTR", "exon", "intron", "gene"]
+    feats = []  # overlapping features of every type, 1-based inclusive, on chromosome I (and one on II)
+    for _ in range(40):
+        a = int(rng.integers(1, 950))
+        feats.append((str(rng.choice(types + ["mRNA", "transcript_region"])), a, a + int(rng.integers(0, 50))))
+    gff = tmp_path / "a.gff3.gz"
+    import gzip
+
+    with gzip.open(gff, "wt") as fh:
+        fh.write("##gff-version 3\n")
+        for t, a, b in feats:
+            fh.write(f"I\tsrc\t{t}\t{a}\t{b}\t.\t+\t.\tID=x\n")
+        fh.write("II\tsrc\tCDS\t1\t10\t.\t+\t.\tID=y\n")
+    painted = np.full(1001, "intergenic", dtype=object)  # 1-based
+    for t in reversed(types):  # paint the lowest precedence first, so the highest ends on top
+        for ft, a, b in feats:
+            if ft == t:
+                painted[a:b + 1] = t
+    positions = np.sort(rng.choice(np.arange(1, 1001), 300, replace=False))
+    llrs = rng.normal(size=300)
+    vcf = _scored_vcf(tmp_path / "v.vcf", positions, llrs)
+    from dnalm.variant_summary import read_scored_vcf, region_labels
+
+    df = read_scored_vcf(vcf)
+    got = region_labels(df, gff, types)
+    assert list(got) == list(painted[positions])
+    # a BED labels by name, first listed wins where names overlap; 0-based half-open coordinates
+    bed = tmp_path / "r.bed"
+    bed.write_text("I\t99\t200\tpromoter\nI\t150\t400\tenhancer\n")
+    want = np.where((positions >= 100) & (positions <= 200), "promoter",
+                    np.where((positions >= 151) & (positions <= 400), "enhancer", "outside"))
+    assert list(region_labels(df, bed)) == list(want)
+    # the summary's per-region AUROC is sklearn's one-vs-rest AUROC of -LLR
+    t = summarise_scored_vcf(vcf, regions=gff, region_types=types)
+    for cls in set(painted[positions]):
+        row = t.query("what == 'class' and group == @cls and score == 'DNALM_LLR'")
+        y = painted[positions] == cls
+        assert row["auroc"].item() == pytest.approx(roc_auc_score(y, -llrs), abs=1e-4)
+    # bad input: a short GFF line (file and line named), chromosome names that never match, a BED without names
+    bad = tmp_path / "bad.gff"
+    bad.write_text("##gff-version 3\nI\tsrc\tCDS\t5\n")
+    out = tmp_path / "x.tsv"
+    assert main(["variant-summary", "--input", str(vcf), "--regions", str(bad), "--out", str(out)]) == 2
+    other = tmp_path / "other.gff"
+    other.write_text("chrI\tsrc\tCDS\t5\t9\t.\t+\t.\tID=x\n")
+    with pytest.raises(Exception, match="none of the VCF's chromosomes"):
+        region_labels(df, other)
+    nameless = tmp_path / "n.bed"
+    nameless.write_text("I\t1\t5\n")
+    with pytest.raises(Exception, match="needs a name column"):
+        region_labels(df, nameless)
+    assert not out.exists()  # the refused run wrote nothing
+    assert main(["variant-summary", "--input", str(vcf), "--regions", str(gff), "--out", str(out)]) == 0
+    assert set(pd.read_csv(out, sep="\t").query("what == 'class'")["group"]) == set(painted[positions])

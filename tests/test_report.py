@@ -137,3 +137,51 @@ def test_a_stage_that_did_not_run_is_left_out_not_shown_as_nan(tmp_path, stage):
     text = md.read_text()
     assert "nan" not in text.lower().replace("nanmean", "")
     assert text.count("beats baseline") == (5 if stage == "benchmark" else 6)
+
+
+def test_an_empty_table_in_a_free_form_section_is_said_not_drawn(tmp_path):
+    """A discovery run that found no pattern writes a header-only patterns.tsv: the page says so in words."""
+    (tmp_path / "patterns.tsv").write_text("pattern\tn_seqlets\tmotif_id\n")
+    (tmp_path / "counts.csv").write_text("a,b\n1,2\n")
+    md, _ = build_results_page(None, tmp_path / "r.md",
+                               extra=[("Motifs", [str(tmp_path / "patterns.tsv"), str(tmp_path / "counts.csv")])])
+    text = md.read_text()
+    assert "`patterns.tsv` has no rows." in text and "| pattern |" not in text
+    assert "| 1 | 2 |" in text.replace("  ", " ")
+
+
+def test_a_vcf_classed_by_region_gets_a_row_against_the_strictest_markov_chain(tmp_path):
+    """A VCF without consequences, summarised with variant-summary --regions: the report reads the classes from the
+    summary, puts CDS vs the other regions in the headline beside the best Markov chain, and tabulates every region."""
+    from dnalm.variant_summary import summarise_scored_vcf
+
+    results = tmp_path / "results"
+    (results / "variants").mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    lines = ["##fileformat=VCFv4.2", "##contig=<ID=I,length=1000>",
+             '##INFO=<ID=DNALM_STATUS,Number=A,Type=String,Description="s">',
+             '##INFO=<ID=DNALM_LLR,Number=A,Type=Float,Description="l">',
+             "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
+    lines += [f"I\t{p}\t.\tA\tC\t.\tPASS\tDNALM_STATUS=ok;DNALM_LLR={rng.normal(-0.5 if p <= 300 else 0):.3f}"
+              for p in range(1, 601, 3)]
+    plain = results / "variants" / "worm.vcf"
+    plain.write_text("\n".join(lines) + "\n")
+    pysam.tabix_compress(str(plain), str(results / "variants" / "worm.vcf.gz"))
+    plain.unlink()
+    fasta = tmp_path / "g.fa"
+    fasta.write_text(">I\n" + "".join(rng.choice(list("ACGT"), 1000)) + "\n")
+    gff = tmp_path / "a.gff"
+    gff.write_text("I\ts\tCDS\t1\t300\t.\t+\t0\tID=a\nI\ts\tintron\t301\t450\t.\t+\t.\tID=b\n")
+    summarise_scored_vcf(results / "variants" / "worm.vcf.gz", out=results / "variants" / "worm.summary.tsv",
+                         fasta=fasta, markov_k=2, regions=gff)
+    t = pd.read_csv(results / "variants" / "worm.summary.tsv", sep="\t")  # what the report reads
+    md = build_results_page(results, tmp_path / "r.md")[0].read_text()
+    head = md.split("## Headline")[1].split("\n## ")[0]
+    cds = t.query("what == 'class' and group == 'CDS' and score == 'DNALM_LLR'")["auroc"].item()
+    best = t.query("what == 'baseline' and group == 'CDS'")["auroc"].max()
+    assert f"AUROC(−LLR), CDS vs other regions (worm) | {cds:.4f} (pretrained model (zero-shot))" in head
+    assert f"{best:.4f} (best Markov LLR (k=" in head
+    section = md.split("## Zero-shot variant effects")[1]
+    assert "worm: AUROC(−LLR) per region, one vs the rest" in section
+    for region in ("CDS", "intron", "intergenic"):
+        assert f"| {region} |" in section

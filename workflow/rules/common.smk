@@ -68,6 +68,15 @@ def variant_sets():
     return vcfs
 
 
+def variant_regions(wildcards):
+    """[annotation] labelling the regions of VCF {name} for variant-summary (variants.regions), else []."""
+    regions = config["variants"].get("regions", {})
+    unknown = sorted(set(regions) - set(variant_sets()))
+    if unknown:
+        raise ValueError(f"variants.regions names {', '.join(unknown)}, which variants.vcfs does not")
+    return [regions[wildcards.name]] if wildcards.name in regions else []
+
+
 def variant_fasta():
     return config["variants"].get("fasta") or GENOME_FASTA
 

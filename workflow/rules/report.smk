@@ -5,18 +5,20 @@ rule variant_summary:
     input:
         vcf="results/variants/{name}.vcf.gz",
         fasta=variant_fasta(),
+        regions=variant_regions,
     output:
         "results/variants/{name}.summary.tsv",
     params:
         # Markov-chain LLR baselines fitted on the reference minus the LM's held-out chromosomes
         exclude=",".join(config["evaluate_lm"]["chroms"]),
+        regions=lambda wc, input: f"--regions {input.regions}" if input.regions else "",
     conda:
         "../envs/dnalm.yaml"
     log:
         "logs/variant_summary/{name}.log",
     shell:
         "dnalm variant-summary --input {input.vcf} --fasta {input.fasta} --markov-exclude {params.exclude} "
-        "--out {output} > {log} 2>&1"
+        "{params.regions} --out {output} > {log} 2>&1"
 
 
 rule report:
