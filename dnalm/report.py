@@ -391,34 +391,29 @@ def _vcf_header_value(path: Path, key: str) -> str:
 
 def _region_classes(summary_tsv: Path, name: str):
     """(headline, text, table, figure) for a VCF whose classes are annotated regions (variant-summary --regions):
-    the per-class AUROC of the model's −LLR beside every Markov chain's; None without class rows."""
+    the per-class AUROC of the model's −LLR beside the best Markov chain's; None without class rows."""
     if not summary_tsv.exists():
         return None
     t = pd.read_csv(summary_tsv, sep="\t")
-    cls = t[(t["what"] == "class") & (t["score"] == "DNALM_LLR")]
-    if cls["group"].nunique() < 2:
+    cls = t[(t["what"] == "class") & (t["score"] == "DNALM_LLR")].set_index("group")
+    if len(cls) < 2:
         return None
-    base = t[(t["what"] == "baseline") & t["score"].astype(str).str.startswith("MARKOV_K")]
-    rows = []
-    for _, r in cls.iterrows():
-        b = base[base["group"] == r["group"]]
-        best = b.loc[b["auroc"].idxmax()] if len(b) and b["auroc"].notna().any() else None
-        rows.append({"region": r["group"], "alleles": int(r["n"]), "mean LLR": f"{float(r['mean']):.3g}",
-                     "model AUROC(−LLR)": _fmt(float(r["auroc"])),
-                     "best Markov AUROC(−LLR)": "—" if best is None else
-                     f"{_fmt(float(best['auroc']))} (k={str(best['score'])[len('MARKOV_K'):]})"})
-    first = cls.iloc[0] if "CDS" not in set(cls["group"]) else cls[cls["group"] == "CDS"].iloc[0]
-    b = base[base["group"] == first["group"]]
-    if len(b) and b["auroc"].notna().any():
-        best = b.loc[b["auroc"].idxmax()]
-        k = str(best["score"])[len("MARKOV_K"):]
-        baseline, value = f"best Markov LLR (k={k}, the strictest)", float(best["auroc"])
-    else:
-        baseline, value = "chance", 0.5
-    head = Headline("variant effects", f"AUROC(−LLR), {first['group']} vs other regions ({name})",
-                    "pretrained model (zero-shot)", float(first["auroc"]), baseline, value)
-    text = (f"The VCF carries no consequences: its alleles are classed by the annotated region they fall in "
-            f"(`dnalm variant-summary --regions`). AUROC(−LLR) of a region is how well a low LLR picks its alleles "
+    best = {}  # region -> (k, AUROC) of the strictest Markov chain
+    for region in cls.index:
+        markov = _markov_variant_aurocs(t, region)
+        if markov:
+            best[region] = max(markov.items(), key=lambda kv: kv[1])
+    rows = [{"region": region, "alleles": int(r["n"]), "mean LLR": f"{float(r['mean']):.3g}",
+             "model AUROC(−LLR)": _fmt(float(r["auroc"])),
+             "best Markov AUROC(−LLR)": f"{_fmt(best[region][1])} (k={best[region][0]})" if region in best else "—"}
+            for region, r in cls.iterrows()]
+    first = "CDS" if "CDS" in cls.index else cls.index[0]
+    baseline, value = ((f"best Markov LLR (k={best[first][0]}, the strictest)", best[first][1]) if first in best
+                       else ("chance", 0.5))
+    head = Headline("variant effects", f"AUROC(−LLR), {first} vs other regions ({name})",
+                    "pretrained model (zero-shot)", float(cls.loc[first, "auroc"]), baseline, value)
+    text = ("The VCF carries no consequences: its alleles are classed by the annotated region they fall in "
+            "(`dnalm variant-summary --regions`). AUROC(−LLR) of a region is how well a low LLR picks its alleles "
             "out from the rest; constraint makes coding alleles look more damaging, but so can base composition, "
             "which the Markov chains (fitted on the same reference) measure.")
     png = summary_tsv.with_suffix(".png")
@@ -428,11 +423,15 @@ def _region_classes(summary_tsv: Path, name: str):
     return head, text, (f"{name}: AUROC(−LLR) per region, one vs the rest", pd.DataFrame(rows)), fig
 
 
-def _markov_variant_aurocs(summary_tsv: Path, damaging: str) -> dict[int, float]:
-    """k -> AUROC of the order-k Markov LLR for ``damaging`` (rows 'baseline' of dnalm variant-summary --fasta)."""
-    if not summary_tsv.exists():
+def _markov_variant_aurocs(summary: Path | pd.DataFrame, damaging: str) -> dict[int, float]:
+    """k -> AUROC of the order-k Markov LLR for ``damaging`` (rows 'baseline' of dnalm variant-summary --fasta), from
+    the summary TSV or the table already read from it."""
+    if isinstance(summary, pd.DataFrame):
+        t = summary
+    elif summary.exists():
+        t = pd.read_csv(summary, sep="\t")
+    else:
         return {}
-    t = pd.read_csv(summary_tsv, sep="\t")
     t = t[(t["what"] == "baseline") & (t["group"] == damaging) & t["score"].astype(str).str.startswith("MARKOV_K")]
     return {int(s[len("MARKOV_K"):]): float(a) for s, a in zip(t["score"], t["auroc"]) if not pd.isna(a)}
 

@@ -152,6 +152,8 @@ def read_regions(path: str | Path, types: tuple[str, ...] | list[str] = REGION_T
                 if start < 1 or end < start:
                     raise InputError(f"{path}, line {n}: bad coordinates {start}..{end} (1-based, start <= end)")
                 raw.setdefault(f[2], {}).setdefault(f[0], []).append((start - 1, end))
+        if not raw:
+            raise InputError(f"{path}: no feature of the types {', '.join(types)}")
     else:
         bed = read_bed(path)
         if "name" not in bed:
@@ -159,9 +161,6 @@ def read_regions(path: str | Path, types: tuple[str, ...] | list[str] = REGION_T
         labels, other = list(dict.fromkeys(bed["name"].astype(str))), "outside"
         for chrom, a, b, lab in zip(bed["chrom"], bed["start"], bed["end"], bed["name"].astype(str)):
             raw.setdefault(lab, {}).setdefault(str(chrom), []).append((int(a), int(b)))
-    if not raw:
-        raise InputError(f"{path}: no region of the types {', '.join(types)}" if labels == list(types)
-                         else f"{path}: no regions")
     merged = {lab: {c: _merged(iv) for c, iv in by_chrom.items()} for lab, by_chrom in raw.items()}
     return [lab for lab in labels if lab in merged], other, merged
 

@@ -92,17 +92,12 @@ def benchmark_task_inputs():
 
 def benchmark_threads():
     """Cores of the benchmark job: its worker processes (one torch thread each) when its settings ask for workers > 1
-    (config/benchmark/gue_prom.yaml does), else the config's threads."""
-    import yaml
+    (config/benchmark/gue_prom.yaml does), else the config's threads. Read by the benchmark's own loader."""
+    from finetune.benchmark import BenchmarkConfig, benchmark_overrides
 
-    with open(config["benchmark"]["config"]) as fh:
-        workers = (yaml.safe_load(fh) or {}).get("workers", 1)
-    for item in config["benchmark"].get("set", []):  # a --set workers=N given in the pipeline config wins
-        key, _, value = str(item).partition("=")
-        if key.strip() == "workers":
-            workers = value.strip()
-    workers = int(workers)
-    return workers if workers > 1 else THREADS
+    sets = benchmark_overrides(config["benchmark"].get("set", []))
+    settings = BenchmarkConfig.load(config["benchmark"]["config"], sets)
+    return settings.workers if settings.workers > 1 else THREADS
 
 
 def benchmark_data(wildcards, input):
